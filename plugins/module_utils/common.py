@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, blockyard.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module shares: the location options and the run wrapper."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import traceback
+
+from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError
+
+# Options documented by the doc fragment blockyard.storage.location.
+LOCATION_ARGS = dict(
+    backend=dict(type='str', default='file', choices=['file']),
+    volume_dir=dict(type='path'),
+    share=dict(type='str'),
+    shares=dict(type='list', elements='raw'),
+    shares_config=dict(type='path'),
+    mount_point_base=dict(type='path', default='/var/lib/blockyard/mnt'),
+    max_over_subscription_ratio=dict(type='float'),
+    reserved_percentage=dict(type='float', default=0.0),
+)
+LOCATION_EXCLUSIVE = [('volume_dir', 'share'), ('volume_dir', 'shares'), ('volume_dir', 'shares_config')]
+
+
+def location_args(**extra):
+    spec = dict((k, dict(v)) for k, v in LOCATION_ARGS.items())
+    spec.update(extra)
+    return spec
+
+
+def run(module, operation):
+    """Call operation(params, check_mode) -> (changed, result, diff) and exit."""
+    try:
+        changed, result, diff = operation(module.params, module.check_mode)
+    except StorageError as exc:
+        module.fail_json(**exc.to_fail())
+    except Exception as exc:  # an unexpected error still says where and why
+        module.fail_json(msg='Unexpected error: %s: %s. This is a bug in blockyard.storage; please report it with '
+                             'the exception.' % (type(exc).__name__, exc), exception=traceback.format_exc())
+    warnings = result.pop('warnings', [])
+    for warning in warnings:
+        module.warn(warning)
+    if diff is not None and module._diff:
+        result['diff'] = diff
+    module.exit_json(changed=changed, **result)

@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, blockyard.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Volume locks: a POSIX (fcntl) lock on a lock file beside the volume.
+
+POSIX record locks are honoured across hosts on GlusterFS and on NFS with
+locking, so every host sharing a share serializes on the same file. A lock
+file removed by the holder (volume delete) is detected by waiters, which
+retry on the new file. Locks are re-entrant within one process (POSIX locks
+are per process: closing a second descriptor of the same file would drop the
+first lock)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import contextlib
+import errno
+import fcntl
+import os
+import time
+
+from ansible_collections.blockyard.storage.plugins.module_utils.errors import LockTimeout, StorageError
+from ansible_collections.blockyard.storage.plugins.module_utils.naming import sidecar_file
+
+DEFAULT_TIMEOUT = 600
+_held = {}
+
+
+def lock_path(directory, volume):
+    return os.path.join(directory, sidecar_file(volume, 'lock'))
+
+
+@contextlib.contextmanager
+def file_lock(path, timeout=DEFAULT_TIMEOUT, what=None):
+    key = os.path.abspath(path)
+    if key in _held:
+        _held[key][1] += 1
+        try:
+            yield
+        finally:
+            _held[key][1] -= 1
+        return
+    deadline = time.time() + timeout
+    delay = 0.01
+    while True:
+        try:
+            fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError('Cannot open lock file %s for %s: %s.' % (key, what or key, exc.strerror), path=key)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError) as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise StorageError('Cannot lock %s for %s: %s. Shares need working POSIX locks (NFS: lockd).'
+                                   % (key, what or key, exc.strerror), path=key)
+            if time.time() >= deadline:
+                raise LockTimeout('Timed out after %ss waiting for the lock of %s (%s): another operation on it is '
+                                  'running. Wait for it to finish, then re-run.' % (timeout, what or key, key),
+                                  path=key)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            continue
+        # The holder before us may have removed the file (volume deleted):
+        # then our lock is on an orphan inode; start again on the new file.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(key).st_ino
+        except OSError:
+            same = False
+        if not same:
+            os.close(fd)
+            continue
+        break
+    _held[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        entry = _held.pop(key)
+        os.close(entry[0])
+
+
+def volume_lock(directory, volume, timeout=DEFAULT_TIMEOUT):
+    return file_lock(lock_path(directory, volume), timeout, what='volume %s' % volume)
+
+
+def remove_lock(directory, volume):
+    """Remove a volume's lock file while holding it (volume deleted)."""
+    try:
+        os.unlink(lock_path(directory, volume))
+    except OSError:
+        pass

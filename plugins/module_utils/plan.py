@@ -1,0 +1,45 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, blockyard.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan-then-act: an operation first lists its actions (what check mode
+returns and every result reports as `actions`), then performs them."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.blockyard.storage.plugins.module_utils.runner import checkpoint
+
+
+class Plan:
+    def __init__(self, name='plan'):
+        self.name = name
+        self.steps = []
+        self.after_info = None
+
+    def add(self, text, func=None, *args, **kwargs):
+        """Add an action: text for the operator, func(*args) to perform it.
+        A step with empty text is bookkeeping (journal) and is not listed."""
+        self.steps.append((text, func, args, kwargs))
+        return self
+
+    def extend(self, other):
+        self.steps.extend(other.steps)
+        return self
+
+    @property
+    def actions(self):
+        return [text for text, _f, _a, _k in self.steps if text]
+
+    def __len__(self):
+        return len(self.actions)
+
+    def __bool__(self):
+        return bool(self.actions)
+
+    __nonzero__ = __bool__
+
+    def execute(self):
+        for index, (_text, func, args, kwargs) in enumerate(self.steps):
+            checkpoint('%s.%d' % (self.name, index))
+            if func is not None:
+                func(*args, **kwargs)

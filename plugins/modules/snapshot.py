@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, blockyard.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: snapshot
+short_description: Create, delete and revert to snapshots of volumes
+version_added: 0.1.0
+description:
+  - On the V(file) backend a snapshot is a qcow2 overlay C(volume-<volume>.<name>) whose backing file (stored as a
+    bare name, with an explicit backing format) is the volume's previous active file; the overlay becomes the
+    active file and C(volume-<volume>.info) maps the snapshot to it, exactly as Cinder's GlusterFS/NFS drivers do.
+    The snapshot's data is the overlay's backing file.
+  - Deleting a snapshot merges data with C(qemu-img commit -d) in every position of the chain. Deleting a
+    snapshot that is not the latest commits its overlay into the file below and re-points the file above, so every
+    other snapshot keeps its point in time (the fix of Cinder bug 1468445). Deleting the last snapshot returns the
+    volume to its base file and format.
+  - V(reverted) discards what was written since the snapshot (latest snapshot only, as in Cinder); it reports no
+    change when nothing was written since.
+  - Operations are locked per volume and journaled: a run killed at any point is completed by the next run.
+author:
+  - blockyard.storage contributors
+extends_documentation_fragment:
+  - blockyard.storage.location
+options:
+  volume:
+    description: Name of the volume.
+    type: str
+    required: true
+  name:
+    description:
+      - Snapshot name (same rules as volume names). C(info), C(meta), C(lock) and C(journal) are reserved.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates the snapshot, V(absent) deletes it (a snapshot that does not exist is success),
+        V(reverted) makes the volume's data equal to the snapshot's.
+    type: str
+    default: present
+    choices: [present, absent, reverted]
+  owner:
+    description: Owner of a new overlay file.
+    type: str
+  group:
+    description: Group of a new overlay file.
+    type: str
+  mode:
+    description: Permissions of a new overlay file, as an octal string.
+    type: raw
+    default: '0660'
+notes:
+  - Supports check mode and diff mode (the diff shows the C(.info) map before and after).
+  - The volume must not be in use by a running guest; online snapshots are not supported.
+seealso:
+  - module: blockyard.storage.volume
+'''
+
+EXAMPLES = r'''
+- name: Snapshot a volume
+  blockyard.storage.snapshot:
+    volume: db01
+    name: nightly
+    volume_dir: /srv/volumes
+
+- name: Undo everything written since
+  blockyard.storage.snapshot:
+    volume: db01
+    name: nightly
+    state: reverted
+    volume_dir: /srv/volumes
+
+- name: Delete it (its data is merged, other snapshots keep theirs)
+  blockyard.storage.snapshot:
+    volume: db01
+    name: nightly
+    state: absent
+    volume_dir: /srv/volumes
+'''
+
+RETURN = r'''
+snapshot:
+  description: The snapshot after the task (in check mode, as it would be).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Snapshot name.
+      type: str
+      sample: nightly
+    volume:
+      description: Volume name.
+      type: str
+      sample: db01
+    state:
+      description: V(present), V(reverted) or V(absent).
+      type: str
+    overlay:
+      description: The overlay file the C(.info) map names for the snapshot.
+      type: str
+      sample: volume-db01.nightly
+    overlay_path:
+      description: Absolute path of the overlay.
+      type: str
+    data_file:
+      description: The file holding the snapshot's point in time (the overlay's backing file).
+      type: str
+      sample: volume-db01
+    size_bytes:
+      description: Virtual size of the snapshot.
+      type: int
+    provider_location:
+      description: The share or directory of the volume.
+      type: str
+provider_location:
+  description: The share or directory of the volume.
+  returned: always
+  type: str
+actions:
+  description: What the task did (or would do), in order.
+  returned: always
+  type: list
+  elements: str
+diff:
+  description: The C(.info) map before and after.
+  returned: when diff mode is on
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.blockyard.storage.plugins.module_utils import common, volumes
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=common.location_args(
+            volume=dict(type='str', required=True),
+            name=dict(type='str', required=True),
+            state=dict(type='str', default='present', choices=['present', 'absent', 'reverted']),
+            owner=dict(type='str'),
+            group=dict(type='str'),
+            mode=dict(type='raw', default='0660'),
+        ),
+        mutually_exclusive=common.LOCATION_EXCLUSIVE,
+        supports_check_mode=True,
+    )
+    common.run(module, volumes.ensure_snapshot)
+
+
+if __name__ == '__main__':
+    main()

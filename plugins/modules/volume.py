@@ -1,0 +1,275 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, blockyard.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: volume
+short_description: Create, grow, copy and delete block volumes
+version_added: 0.1.0
+description:
+  - Manages a volume the way Cinder's NFS/GlusterFS drivers do, without OpenStack. With O(backend=file) a volume is
+    the file C(volume-<name>) (sparse or fully allocated raw, or qcow2) in a local directory or on a mounted share;
+    its snapshots (M(blockyard.storage.snapshot)) are qcow2 overlays listed in C(volume-<name>.info).
+  - The collection records each volume's format, size and provisioning in C(volume-<name>.meta) so that a format is
+    never probed from data a guest controls; a volume adopted from a Cinder share has no record until the first
+    run, where O(format) states its format.
+  - Every image is checked in Python before qemu-img touches it (qcow2 backing files only inside the volume's own
+    chain, no external data files or unknown features, virtual size within the recorded size).
+  - Every operation holds a POSIX lock on C(volume-<name>.lock), which also serializes hosts sharing a share;
+    multi-step operations keep an intent journal so that an interrupted run is completed by the next one.
+author:
+  - blockyard.storage contributors
+extends_documentation_fragment:
+  - blockyard.storage.location
+options:
+  name:
+    description:
+      - Volume name. Letters, digits, C(.), C(_) and C(-), starting with a letter or digit, at most 200 characters.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates the volume, or grows it to O(size). V(absent) deletes every file of the volume.
+    type: str
+    default: present
+    choices: [present, absent]
+  size:
+    description:
+      - Size as an integer number of GiB, or a string with a unit (C(B), C(K), C(M), C(G), C(T); binary multiples),
+        such as C(512M) or C(10G).
+      - Required to create a volume from nothing; a copy defaults to its source's size.
+      - A larger size than the current one extends the volume (its active file); a smaller one is refused.
+    type: raw
+  format:
+    description:
+      - On-disk format of the volume's base file. An existing volume's format cannot change.
+    type: str
+    default: raw
+    choices: [raw, qcow2]
+  provisioning:
+    description:
+      - V(thin) makes a sparse raw file; V(thick) a raw file fully allocated with zeros (fallocate where the
+        filesystem guarantees zeros, written zeros elsewhere). qcow2 volumes are created with
+        C(preallocation=metadata) either way.
+    type: str
+    default: thin
+    choices: [thin, thick]
+  owner:
+    description: Owner of the volume's files (name or uid).
+    type: str
+  group:
+    description: Group of the volume's files (name or gid).
+    type: str
+  mode:
+    description: Permissions of the volume's files, as an octal string.
+    type: raw
+    default: '0660'
+  force:
+    description:
+      - With O(state=absent), delete a volume that has snapshots, with its whole chain.
+    type: bool
+    default: false
+  source_volume:
+    description:
+      - Create the volume as a copy of this volume (same location). Without O(source_snapshot) this is a clone of
+        its current data (a reflink on XFS/btrfs for raw volumes, else through a temporary snapshot
+        C(tmp-snap-<name>)); the source is locked before the new volume.
+    type: str
+  source_snapshot:
+    description:
+      - With O(source_volume), create the volume from this snapshot's point in time.
+    type: str
+  source_image:
+    description:
+      - Absolute path of a local raw or qcow2 image to copy into the new volume (converted to O(format), grown to
+        O(size)). A qcow2 image with a backing file, an external data file or unknown features is refused.
+    type: path
+  source_image_format:
+    description:
+      - Format of O(source_image). By default an image that starts with the qcow2 magic is read as qcow2 (with the
+        checks above) and anything else as raw.
+    type: str
+    choices: [raw, qcow2]
+notes:
+  - Supports check mode (nothing is written, not even a lock file) and diff mode.
+seealso:
+  - module: blockyard.storage.volume_info
+  - module: blockyard.storage.snapshot
+  - module: blockyard.storage.share_mount
+'''
+
+EXAMPLES = r'''
+- name: A 10 GiB sparse raw volume in a local directory
+  blockyard.storage.volume:
+    name: db01
+    size: 10
+    volume_dir: /srv/volumes
+
+- name: A thick raw volume owned by qemu
+  blockyard.storage.volume:
+    name: logs
+    size: 512M
+    provisioning: thick
+    owner: libvirt-qemu
+    group: kvm
+    volume_dir: /srv/volumes
+
+- name: A qcow2 volume on a mounted GlusterFS share
+  blockyard.storage.volume:
+    name: vm7-root
+    size: 40G
+    format: qcow2
+    share: gluster1:/volumes
+
+- name: Place a volume on whichever share has the most room
+  blockyard.storage.volume:
+    name: scratch
+    size: 100
+    shares_config: /etc/blockyard/shares.conf
+
+- name: Grow it
+  blockyard.storage.volume:
+    name: db01
+    size: 20
+    volume_dir: /srv/volumes
+
+- name: A volume from a snapshot, larger than the original
+  blockyard.storage.volume:
+    name: db01-restore
+    source_volume: db01
+    source_snapshot: nightly
+    size: 30
+    volume_dir: /srv/volumes
+
+- name: A volume from an image file
+  blockyard.storage.volume:
+    name: web-root
+    source_image: /srv/images/debian-12.qcow2
+    size: 20G
+    volume_dir: /srv/volumes
+
+- name: Delete a volume and its snapshots
+  blockyard.storage.volume:
+    name: scratch
+    state: absent
+    force: true
+    shares_config: /etc/blockyard/shares.conf
+'''
+
+RETURN = r'''
+volume:
+  description: The volume after the task (in check mode, as it would be). Only name, backend and state when absent.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Volume name.
+      type: str
+      sample: db01
+    state:
+      description: V(present) or V(absent).
+      type: str
+      sample: present
+    backend:
+      description: Backend kind.
+      type: str
+      sample: file
+    provider_location:
+      description: The share holding the volume, or its directory.
+      type: str
+      sample: gluster1:/volumes
+    path:
+      description: Absolute path of the active file (what a hypervisor opens).
+      type: str
+      sample: /srv/volumes/volume-db01
+    active_file:
+      description: Basename of the active file.
+      type: str
+      sample: volume-db01
+    format:
+      description: Format of the base file.
+      type: str
+      sample: raw
+    active_format:
+      description: Format of the active file (qcow2 while snapshots exist).
+      type: str
+      sample: raw
+    provisioning:
+      description: V(thin) or V(thick).
+      type: str
+      sample: thin
+    size_bytes:
+      description: Recorded size in bytes.
+      type: int
+      sample: 10737418240
+    virtual_bytes:
+      description: Virtual size of the active file.
+      type: int
+      sample: 10737418240
+    allocated_bytes:
+      description: Bytes allocated on disk by the whole chain.
+      type: int
+      sample: 4096
+    snapshots:
+      description: Snapshots, oldest name first, with their overlay and the file holding their data.
+      type: list
+      elements: dict
+    snapshot_map:
+      description: The C(.info) map (or its equivalent when there is no file).
+      type: dict
+    chain:
+      description: Files of the qcow2 chain, active first.
+      type: list
+      elements: dict
+provider_location:
+  description: The share (or directory) holding the volume.
+  returned: always
+  type: str
+  sample: gluster1:/volumes
+actions:
+  description: What the task did (or, in check mode, would do), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: ["create sparse raw file volume-db01 of 10G", "record volume db01 (raw, thin, 10G)"]
+diff:
+  description: The volume's format, size, provisioning, active file and snapshots before and after.
+  returned: when diff mode is on
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.blockyard.storage.plugins.module_utils import common, volumes
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=common.location_args(
+            name=dict(type='str', required=True),
+            state=dict(type='str', default='present', choices=['present', 'absent']),
+            size=dict(type='raw'),
+            format=dict(type='str', default='raw', choices=['raw', 'qcow2']),
+            provisioning=dict(type='str', default='thin', choices=['thin', 'thick']),
+            owner=dict(type='str'),
+            group=dict(type='str'),
+            mode=dict(type='raw', default='0660'),
+            force=dict(type='bool', default=False),
+            source_volume=dict(type='str'),
+            source_snapshot=dict(type='str'),
+            source_image=dict(type='path'),
+            source_image_format=dict(type='str', choices=['raw', 'qcow2']),
+        ),
+        mutually_exclusive=common.LOCATION_EXCLUSIVE + [('source_image', 'source_volume')],
+        required_by={'source_snapshot': 'source_volume'},
+        supports_check_mode=True,
+    )
+    common.run(module, volumes.ensure_volume)
+
+
+if __name__ == '__main__':
+    main()

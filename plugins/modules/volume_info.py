@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, blockyard.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: volume_info
+short_description: List volumes, their qcow2 chains and snapshots, and backend capacity
+version_added: 0.1.0
+description:
+  - Lists the volumes of a backend location (all, or one by O(name)) with format, sizes, active file, the qcow2
+    chain (file, backing file, format, allocated bytes) and the snapshots of C(volume-<name>.info).
+  - Chains are read with the collection's own qcow2 header reader (one small read per file, no qemu-img process)
+    under the same image-safety checks as every other module. A volume that fails them is listed with an C(error)
+    key instead of its details (and fails the task when asked for by O(name)).
+  - Reports capacity per share (or directory) and in total; takes no lock and writes nothing.
+author:
+  - blockyard.storage contributors
+extends_documentation_fragment:
+  - blockyard.storage.location
+options:
+  name:
+    description: Report only this volume. Without it, every volume of the location.
+    type: str
+  format:
+    description:
+      - Format to assume for volumes adopted from a Cinder share that have no C(.meta) record yet.
+    type: str
+    choices: [raw, qcow2]
+notes:
+  - Read-only; supports check mode.
+seealso:
+  - module: blockyard.storage.volume
+'''
+
+EXAMPLES = r'''
+- name: Every volume in a directory
+  blockyard.storage.volume_info:
+    volume_dir: /srv/volumes
+  register: vols
+
+- name: Show one volume's chain
+  ansible.builtin.debug:
+    var: vols.volumes_by_name.db01.chain
+
+- name: Capacity of each share in a shares file
+  blockyard.storage.volume_info:
+    shares_config: /etc/blockyard/shares.conf
+  register: pool
+
+- name: One volume
+  blockyard.storage.volume_info:
+    name: db01
+    volume_dir: /srv/volumes
+  register: db01
+'''
+
+RETURN = r'''
+volumes:
+  description: One entry per volume (same keys as the C(volume) result of M(blockyard.storage.volume)).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Volume name.
+      type: str
+    format:
+      description: Format of the base file.
+      type: str
+    size_bytes:
+      description: Recorded size.
+      type: int
+    virtual_bytes:
+      description: Virtual size of the active file.
+      type: int
+    allocated_bytes:
+      description: Bytes allocated by the whole chain.
+      type: int
+    active_file:
+      description: The file a hypervisor opens.
+      type: str
+    chain:
+      description: Files of the chain, active first, each with file, backing_file, format, virtual and allocated bytes.
+      type: list
+      elements: dict
+    snapshots:
+      description: Snapshots with their overlay (C(overlay)) and the file holding their data (C(data_file)).
+      type: list
+      elements: dict
+    snapshot_map:
+      description: The C(.info) map.
+      type: dict
+    error:
+      description: Why the volume could not be read (only for such volumes).
+      type: str
+volumes_by_name:
+  description: The same entries keyed by name.
+  returned: always
+  type: dict
+volume:
+  description: The entry of O(name) (null when it does not exist).
+  returned: when O(name) is given
+  type: dict
+capacity:
+  description: Totals over every location read.
+  returned: always
+  type: dict
+  contains:
+    total_bytes:
+      description: Size of the filesystems.
+      type: int
+    free_bytes:
+      description: Bytes available to non-root users.
+      type: int
+    used_bytes:
+      description: Bytes in use.
+      type: int
+    allocated_bytes:
+      description: Bytes allocated by volume files.
+      type: int
+    provisioned_bytes:
+      description: Sum of the volumes' sizes.
+      type: int
+    apparent_over_subscription:
+      description: provisioned_bytes / total_bytes.
+      type: float
+shares:
+  description: The same capacity figures per share (or directory), with C(location) and C(directory).
+  returned: always
+  type: list
+  elements: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.blockyard.storage.plugins.module_utils import common, volumes
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=common.location_args(
+            name=dict(type='str'),
+            format=dict(type='str', choices=['raw', 'qcow2']),
+        ),
+        mutually_exclusive=common.LOCATION_EXCLUSIVE,
+        supports_check_mode=True,
+    )
+    common.run(module, lambda params, check_mode: volumes.volume_info(params))
+
+
+if __name__ == '__main__':
+    main()
