@@ -4,7 +4,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=$ROOT/.venv
-BUILD=$ROOT/.build
+BUILD=${BUILD_DIR:-$ROOT/.build}
 # ansible-test wants the tree at .../ansible_collections/<namespace>/<name>
 COLL_DIR=$BUILD/ansible_collections/blockyard/storage
 export LC_ALL=C.UTF-8 LANG=C.UTF-8
@@ -43,6 +43,11 @@ copy_collection() {
     if [[ -n $keep ]]; then
         mv "$keep/output" "$COLL_DIR/tests/output" && rmdir "$keep"
     fi
+    # ansible-test takes the nearest parent holding .git as the source of
+    # the file list; without a repository of its own the copy would be seen
+    # as an ignored part of this one ("WARNING: All targets skipped.").  A
+    # fresh repository lists every file (untracked, minus .gitignore).
+    git -C "$COLL_DIR" -c init.defaultBranch=main init -q
 }
 
 # ansible-test bootstraps pip in the virtual environments it creates by

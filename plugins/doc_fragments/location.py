@@ -49,13 +49,13 @@ options:
     default: /var/lib/blockyard/mnt
   max_over_subscription_ratio:
     description:
-      - Placement limit on shares: provisioned bytes (sizes of all volumes plus the new one) divided by the share's
-        total size may not exceed this ratio.
+      - Placement limit on shares. The provisioned bytes of a share (sizes of all its volumes plus the new one)
+        divided by its total size may not exceed this ratio.
       - Defaults to C(1.0) for thick and C(20.0) for thin volumes.
     type: float
   reserved_percentage:
     description:
-      - Percentage of each share's total size kept free: placement counts only the free space above it.
+      - Percentage of each share's total size kept free. Placement counts only the free space above it.
     type: float
     default: 0.0
 '''

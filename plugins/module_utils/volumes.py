@@ -112,8 +112,8 @@ def select_backend(backends, size, provisioning, ratio=None, reserved_percentage
                            % (backend.provider_location, max(usable, 0), reserved_percentage, size))
             continue
         if usable <= 0:
-            reasons.append('%s: no space left after the %s%% reserve' % (backend.provider_location,
-                                                                          reserved_percentage))
+            reasons.append('%s: no space left after the %s%% reserve'
+                           % (backend.provider_location, reserved_percentage))
             continue
         if best is None or usable > best_free:
             best, best_free = backend, usable
@@ -184,7 +184,7 @@ def ensure_volume(params, check_mode):
     name = naming.validate_name(params['name'])
     state = params.get('state') or 'present'
     size = naming.parse_size(params['size']) if params.get('size') is not None else None
-    fmt = params.get('format') or 'raw'
+    fmt = params.get('format')  # None: the recorded format, raw for a new volume
     provisioning = params.get('provisioning') or 'thin'
     if params.get('backend', 'file') != 'file':
         raise InvalidInput('Backend %r is not available yet: use backend=file.' % params.get('backend'))
@@ -220,6 +220,10 @@ def ensure_volume(params, check_mode):
                 after_desc = before_desc if state == 'present' and before is not None else None
                 if state == 'present' and plan:
                     after_sum = predicted_summary(before_desc, fmt, size, provisioning, name)
+                    if after_desc and after_sum['size_bytes'] != after_desc['size_bytes']:
+                        # check mode of an extend: report the volume as it would be
+                        after_desc = dict(after_desc, size_bytes=after_sum['size_bytes'],
+                                          virtual_bytes=after_sum['size_bytes'])
                 else:
                     after_sum = summary(after_desc) if state == 'present' else {'state': 'absent'}
             else:
@@ -247,7 +251,7 @@ def predicted_summary(before_desc, fmt, size, provisioning, name):
         if size and size > after['size_bytes']:
             after['size_bytes'] = size
         return after
-    return {'state': 'present', 'format': fmt, 'provisioning': provisioning, 'size_bytes': size,
+    return {'state': 'present', 'format': fmt or 'raw', 'provisioning': provisioning, 'size_bytes': size,
             'active_file': naming.volume_file(name), 'snapshots': {}}
 
 

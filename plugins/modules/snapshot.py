@@ -21,9 +21,9 @@ description:
     volume to its base file and format.
   - V(reverted) discards what was written since the snapshot (latest snapshot only, as in Cinder); it reports no
     change when nothing was written since.
-  - Operations are locked per volume and journaled: a run killed at any point is completed by the next run.
+  - Operations are locked per volume and journaled, so a run killed at any point is completed by the next run.
 author:
-  - blockyard.storage contributors
+  - Blockyard storage team (@blockyard)
 extends_documentation_fragment:
   - blockyard.storage.location
 options:

@@ -22,7 +22,7 @@ description:
   - Every operation holds a POSIX lock on C(volume-<name>.lock), which also serializes hosts sharing a share;
     multi-step operations keep an intent journal so that an interrupted run is completed by the next one.
 author:
-  - blockyard.storage contributors
+  - Blockyard storage team (@blockyard)
 extends_documentation_fragment:
   - blockyard.storage.location
 options:
@@ -46,9 +46,10 @@ options:
     type: raw
   format:
     description:
-      - On-disk format of the volume's base file. An existing volume's format cannot change.
+      - On-disk format of the volume's base file. New volumes are V(raw) when it is not set.
+      - An existing volume keeps its recorded format; setting another one is an error (no conversion in place).
+      - For a volume adopted from a Cinder share (no C(.meta) record yet) it states the format, V(raw) when unset.
     type: str
-    default: raw
     choices: [raw, qcow2]
   provisioning:
     description:
@@ -253,7 +254,7 @@ def main():
             name=dict(type='str', required=True),
             state=dict(type='str', default='present', choices=['present', 'absent']),
             size=dict(type='raw'),
-            format=dict(type='str', default='raw', choices=['raw', 'qcow2']),
+            format=dict(type='str', choices=['raw', 'qcow2']),
             provisioning=dict(type='str', default='thin', choices=['thin', 'thick']),
             owner=dict(type='str'),
             group=dict(type='str'),

@@ -18,7 +18,7 @@ description:
     key instead of its details (and fails the task when asked for by O(name)).
   - Reports capacity per share (or directory) and in total; takes no lock and writes nothing.
 author:
-  - blockyard.storage contributors
+  - Blockyard storage team (@blockyard)
 extends_documentation_fragment:
   - blockyard.storage.location
 options:

@@ -119,16 +119,23 @@ class FileBackend(Backend):
                                path=base_path)
         managed = meta is not None
         base_fmt = meta['format'] if managed else (fmt or 'raw')
-        if base_fmt == 'raw':
-            qcow2.check_image(base_path, 'raw')
         active = book.active(info)
         top_fmt = 'qcow2' if active != book.base else base_fmt
         limit = meta['size_bytes'] if managed else None
         journal = book.read_journal()
         if journal and journal.get('size'):
             limit = max(limit or 0, journal['size'])
-        chain = qcow2.walk_chain(book.path(active), book.pattern, expected_top_format=top_fmt,
-                                 max_depth=MAX_CHAIN_DEPTH, max_virtual_size=limit)
+        try:
+            if base_fmt == 'raw':
+                qcow2.check_image(base_path, 'raw')
+            chain = qcow2.walk_chain(book.path(active), book.pattern, expected_top_format=top_fmt,
+                                     max_depth=MAX_CHAIN_DEPTH, max_virtual_size=limit)
+        except UnsafeImage as exc:
+            details = dict(exc.details, volume=name)
+            raise UnsafeImage('Volume %s failed the image-safety checks: %s Nothing was touched. Its files were '
+                              'changed outside this collection (by a guest or a tool); inspect them with '
+                              '"qemu-img info -U" and restore them, or delete the volume.'
+                              % (name, exc.msg), **details)
         bottom = chain[-1]
         if bottom.file != book.base or bottom.format != base_fmt:
             raise UnsafeImage('The chain of volume %s ends at %s (%s), not at its base file %s (%s): refusing to '
@@ -291,14 +298,15 @@ class FileBackend(Backend):
         dest._recover_create(dest_book, {'part': journal['part'], 'made_base': True})
 
     # ------------------------------------------------------------ volumes
-    def plan_present(self, name, fmt='raw', size=None, provisioning='thin', source=None, adopt_format=None):
+    def plan_present(self, name, fmt=None, size=None, provisioning='thin', source=None, adopt_format=None):
         """Plan to make volume `name` exist with this format and at least
         this size. source: None, ('image', path, fmt), ('volume', FileBackend,
         name) or ('snapshot', FileBackend, volume, snapshot)."""
         plan = Plan('volume_present')
         volume = self.load(name, adopt_format or fmt)
         if volume is None:
-            return self._plan_create(plan, name, fmt, size, provisioning, source), None
+            return self._plan_create(plan, name, fmt or 'raw', size, provisioning, source), None
+        fmt = fmt or volume.format
         if volume.format != fmt:
             raise Conflict('Volume %s exists as %s, not %s: a volume\'s format cannot be changed in place. Use '
                            'format=%s, or create a new volume from it (source_volume) in the other format.'
@@ -311,9 +319,9 @@ class FileBackend(Backend):
                            'data. Give size >= %s.' % (name, volume.size, naming.human_size(volume.size), size,
                                                        naming.human_size(size), naming.human_size(volume.size)))
         if size is not None and size > volume.size:
-            plan.add('extend volume %s from %s to %s (%s)' % (name, naming.human_size(volume.size),
-                                                               naming.human_size(size), volume.active),
-                     self._extend, volume, size)
+            text = 'extend volume %s from %s to %s (%s)' % (
+                name, naming.human_size(volume.size), naming.human_size(size), volume.active)
+            plan.add(text, self._extend, volume, size)
         self._plan_ownership(plan, volume)
         return plan, volume
 
@@ -351,6 +359,7 @@ class FileBackend(Backend):
             raise InvalidInput('Volume %s does not exist and no size was given: give size to create it.' % name)
         self._check_name_free(name)
         journal = {'op': 'create', 'part': part}
+        plan.on_failure(self._rollback_create, book)
         plan.add('', book.write_journal, journal)
         if source is None:
             how = {'raw': {'thin': 'sparse raw file', 'thick': 'fully allocated raw file'},
@@ -367,6 +376,14 @@ class FileBackend(Backend):
                  book.write_meta, fmt, final_size, provisioning)
         plan.add('', book.clear_journal)
         return plan
+
+    def _rollback_create(self, book):
+        """A create that failed cleanly (ENOSPC, a qemu-img error): remove
+        what it made, journal included, so that nothing is left behind."""
+        journal = book.read_journal()
+        if journal and journal.get('op') == 'create':
+            self._recover_create(book, journal)
+            book.clear_journal()
 
     def _check_name_free(self, name):
         """A new volume's file must not be another volume's snapshot overlay
@@ -453,6 +470,7 @@ class FileBackend(Backend):
             raise Conflict('Volume %s already has a snapshot %s: a clone into %s is in progress or was interrupted. '
                            'Re-run after it ends.' % (src.name, tmp, book.volume))
         journal = {'op': 'clone', 'snapshot': tmp, 'dest': book.volume, 'dest_dir': self.directory, 'part': part}
+        plan.on_failure(src_backend.recover, src.name)
         plan.add('', src.book.write_journal, journal)
         plan.add('create temporary snapshot %s of %s' % (tmp, src.name),
                  src_backend._snapshot_create_files, src.book, tmp, src.active, src.active_format,
@@ -511,10 +529,30 @@ class FileBackend(Backend):
         book = volume.book
         book.write_journal({'op': 'extend', 'size': size})
         checkpoint('extend.journaled')
-        self._resize(volume.chain[0].path, volume.active_format, size, volume.provisioning)
+        try:
+            self._resize(volume.chain[0].path, volume.active_format, size, volume.provisioning)
+        except StorageError:
+            self._undo_extend(volume)
+            raise
         checkpoint('extend.resized')
         book.write_meta(volume.format, size, volume.provisioning)
         book.clear_journal()
+
+    def _undo_extend(self, volume):
+        """An extension that failed cleanly (ENOSPC...): put the active file
+        back to its size and drop the journal, so that the volume stays usable
+        (and deletable) instead of every later run retrying the extension.
+        Where the size cannot be restored the journal stays (roll forward)."""
+        top = volume.chain[0]
+        try:
+            if top.format == 'raw':
+                if os.path.getsize(top.path) > top.virtual_size:
+                    os.truncate(top.path, top.virtual_size)
+            elif qcow2.read_header(top.path).size != top.virtual_size:
+                return
+        except (OSError, StorageError):
+            return
+        volume.book.clear_journal()
 
     def plan_absent(self, name, force=False):
         plan = Plan('volume_absent')
