@@ -42,6 +42,8 @@ def run(module, operation):
     warnings = result.pop('warnings', [])
     for warning in warnings:
         module.warn(warning)
-    if diff is not None and module._diff:
+    if diff is not None:
+        # always returned (also without --diff), so a registered result can
+        # be inspected; Ansible shows it only in diff mode
         result['diff'] = diff
     module.exit_json(changed=changed, **result)

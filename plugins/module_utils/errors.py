@@ -21,6 +21,10 @@ class StorageError(Exception):
 
     def to_fail(self):
         result = dict(self.details)
+        # fail_json decorates a result holding `path` with that file's
+        # owner, mode and size: report the file under another key
+        if 'path' in result:
+            result['file'] = result.pop('path')
         result['msg'] = self.msg
         return result
 

@@ -127,7 +127,7 @@ actions:
   elements: str
 diff:
   description: The C(.info) map before and after.
-  returned: when diff mode is on
+  returned: always
   type: dict
 '''
 

@@ -239,7 +239,7 @@ actions:
   sample: ["create sparse raw file volume-db01 of 10G", "record volume db01 (raw, thin, 10G)"]
 diff:
   description: The volume's format, size, provisioning, active file and snapshots before and after.
-  returned: when diff mode is on
+  returned: always
   type: dict
 '''
 
