@@ -15,6 +15,7 @@ class Plan:
         self.name = name
         self.steps = []
         self.after_info = None
+        self.rollbacks = []
 
     def add(self, text, func=None, *args, **kwargs):
         """Add an action: text for the operator, func(*args) to perform it.
@@ -24,6 +25,7 @@ class Plan:
 
     def extend(self, other):
         self.steps.extend(other.steps)
+        self.rollbacks.extend(other.rollbacks)
         return self
 
     @property
@@ -38,8 +40,23 @@ class Plan:
 
     __nonzero__ = __bool__
 
+    def on_failure(self, func, *args, **kwargs):
+        """Register an undo for a step that fails cleanly (an exception, not
+        a crash: a crash is left to the journal and the next run). Undos run
+        newest first; an undo that fails itself does not hide the error."""
+        self.rollbacks.append((func, args, kwargs))
+        return self
+
     def execute(self):
-        for index, (_text, func, args, kwargs) in enumerate(self.steps):
-            checkpoint('%s.%d' % (self.name, index))
-            if func is not None:
-                func(*args, **kwargs)
+        try:
+            for index, (_text, func, args, kwargs) in enumerate(self.steps):
+                checkpoint('%s.%d' % (self.name, index))
+                if func is not None:
+                    func(*args, **kwargs)
+        except Exception:
+            for func, args, kwargs in reversed(self.rollbacks):
+                try:
+                    func(*args, **kwargs)
+                except Exception:  # noqa: the original error is the one to report
+                    pass
+            raise

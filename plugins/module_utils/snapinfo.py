@@ -60,7 +60,9 @@ class Bookkeeping:
         return data
 
     def write_info(self, data):
-        fileio.write_json(self.info_path, data)
+        # byte for byte what Cinder's json.dump(indent=1, sort_keys=True)
+        # writes: no trailing newline
+        fileio.atomic_write(self.info_path, fileio.dump_json(data))
 
     def active(self, info=None):
         info = self.read_info() if info is None else info

@@ -13,7 +13,7 @@ __metaclass__ = type
 import contextlib
 import os
 
-from ansible_collections.blockyard.storage.plugins.module_utils import locks, naming, shares
+from ansible_collections.blockyard.storage.plugins.module_utils import locks, naming
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import FileBackend
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import Conflict, InvalidInput, NotFound
 
@@ -24,6 +24,7 @@ LOCATION_KEYS = ('volume_dir', 'share', 'shares', 'shares_config')
 # ------------------------------------------------------------------ location
 def share_lines(params):
     """The shares named by share/shares/shares_config, as ShareLine list."""
+    from ansible_collections.blockyard.storage.plugins.module_utils import shares  # lazy: share locations only
     lines = []
     if params.get('share'):
         lines.append(shares.ShareLine(shares.validate_share(params['share'])))
@@ -65,6 +66,7 @@ def candidate_backends(params):
         if not os.path.isabs(directory):
             raise InvalidInput('volume_dir %r must be an absolute path.' % directory)
         return [_backend(params, directory)], []
+    from ansible_collections.blockyard.storage.plugins.module_utils import shares  # lazy: share locations only
     base = params.get('mount_point_base') or shares.DEFAULT_MOUNT_POINT_BASE
     lines = share_lines(params)
     if params.get('share') and len(lines) == 1:
@@ -219,7 +221,8 @@ def ensure_volume(params, check_mode):
             if check_mode or not plan:
                 after_desc = before_desc if state == 'present' and before is not None else None
                 if state == 'present' and plan:
-                    after_sum = predicted_summary(before_desc, fmt, size, provisioning, name)
+                    after_sum = predicted_summary(before_desc, fmt, size or getattr(plan, 'size', None),
+                                                  provisioning, name)
                     if after_desc and after_sum['size_bytes'] != after_desc['size_bytes']:
                         # check mode of an extend: report the volume as it would be
                         after_desc = dict(after_desc, size_bytes=after_sum['size_bytes'],
@@ -261,7 +264,8 @@ def predicted_volume(before_desc, after_sum, name, backend):
               'state': after_sum['state']}
     if after_sum['state'] == 'present':
         result.update(format=after_sum['format'], provisioning=after_sum['provisioning'],
-                      size_bytes=after_sum['size_bytes'], active_file=after_sum['active_file'],
+                      size_bytes=after_sum['size_bytes'], virtual_bytes=after_sum['size_bytes'],
+                      active_file=after_sum['active_file'], snapshots=[], predicted=True,
                       path=os.path.join(backend.directory, after_sum['active_file']))
     return result
 
@@ -345,8 +349,11 @@ def snapshot_result(backend, volume, volume_name, snap, state, predicted_info=No
         return result
     overlay = snaps[snap]
     entry = volume.entry(overlay) if volume else None
+    # the snapshot's size is that of its point in time (the data file): the
+    # overlay of the latest snapshot grows when the volume is extended
+    data = volume.entry(entry.backing_file) if entry and entry.backing_file else None
     result.update(state='present' if state != 'reverted' else 'reverted', overlay=overlay,
                   overlay_path=os.path.join(backend.directory, overlay),
                   data_file=entry.backing_file if entry else (volume.active if volume else None),
-                  size_bytes=entry.virtual_size if entry else (volume.size if volume else None))
+                  size_bytes=(data or entry).virtual_size if entry else (volume.size if volume else None))
     return result

@@ -203,7 +203,7 @@ class FileBackend(Backend):
         for name in names:
             book = self.book(name)
             claimed.add(book.base)
-            info = fileio.read_json(book.info_path, 'Snapshot map') or {}
+            info = _json_or_empty(book.info_path, 'Snapshot map')
             claimed.update(v for v in info.values() if isinstance(v, str))
         for entry in os.listdir(self.directory):
             if entry.startswith('volume-') and entry not in claimed and '.' not in entry[len('volume-'):] \
@@ -218,9 +218,9 @@ class FileBackend(Backend):
         allocated = provisioned = 0
         for name in self.list_names():
             book = self.book(name)
-            meta = fileio.read_json(book.meta_path, 'Volume record') or {}
-            info = fileio.read_json(book.info_path, 'Snapshot map') or {}
-            files = set([book.base]) | set(v for v in info.values() if isinstance(v, str))
+            meta = _json_or_empty(book.meta_path, 'Volume record')
+            info = _json_or_empty(book.info_path, 'Snapshot map')
+            files = set([book.base]) | set(v for v in info.values() if isinstance(v, str) and book.pattern.match(v))
             for filename in files:
                 try:
                     allocated += os.lstat(self.path(filename)).st_blocks * 512
@@ -293,6 +293,11 @@ class FileBackend(Backend):
         snap = journal['snapshot']
         if snap in info:
             self._finish_snapshot_delete(book, self._snapshot_delete_entry(book, info, snap))
+        else:
+            # killed after the temporary overlay was made but before the map
+            # named it, or after the map dropped it but before its removal
+            fileio.unlink(book.path(naming.snapshot_file(book.volume, snap)))
+        self._drop_temporary_info(book, journal.get('had_info'))
         dest = FileBackend(journal['dest_dir'])
         dest_book = dest.book(journal['dest'])
         dest._recover_create(dest_book, {'part': journal['part'], 'made_base': True})
@@ -374,6 +379,7 @@ class FileBackend(Backend):
         plan.add('move %s into place' % book.base, self._place, book, part, journal)
         plan.add('record volume %s (%s, %s, %s)' % (name, fmt, provisioning, naming.human_size(final_size)),
                  book.write_meta, fmt, final_size, provisioning)
+        plan.size = final_size      # what check mode reports (a copy's size comes from its source)
         plan.add('', book.clear_journal)
         return plan
 
@@ -440,7 +446,10 @@ class FileBackend(Backend):
                     raise UnsafeImage('Snapshot %s of volume %s is stale (its overlay is not in the chain): its '
                                       'point in time is lost; cannot copy it.' % (snap, src_name))
                 data = src.entry(entry.backing_file)
-                src_size = entry.virtual_size
+                # the size at the snapshot's point in time (what the copy
+                # holds), not the overlay's: that grows when the volume is
+                # extended after the snapshot
+                src_size = data.virtual_size
                 plan.add('copy snapshot %s of volume %s (%s) into %s as %s'
                          % (snap, src_name, data.file, book.base, fmt),
                          self._convert, data.path, data.format, book.path(part), fmt, provisioning)
@@ -469,7 +478,8 @@ class FileBackend(Backend):
         if tmp in src.snapshots:
             raise Conflict('Volume %s already has a snapshot %s: a clone into %s is in progress or was interrupted. '
                            'Re-run after it ends.' % (src.name, tmp, book.volume))
-        journal = {'op': 'clone', 'snapshot': tmp, 'dest': book.volume, 'dest_dir': self.directory, 'part': part}
+        journal = {'op': 'clone', 'snapshot': tmp, 'dest': book.volume, 'dest_dir': self.directory, 'part': part,
+                   'had_info': src.info is not None}
         plan.on_failure(src_backend.recover, src.name)
         plan.add('', src.book.write_journal, journal)
         plan.add('create temporary snapshot %s of %s' % (tmp, src.name),
@@ -479,7 +489,15 @@ class FileBackend(Backend):
                  self._convert, src.chain[0].path, src.active_format, book.path(part), fmt, provisioning)
         plan.add('delete temporary snapshot %s of %s' % (tmp, src.name), src_backend._delete_snapshot_now,
                  src.book, tmp)
+        plan.add('', src_backend._drop_temporary_info, src.book, journal['had_info'])
         plan.add('', src.book.clear_journal)
+
+    def _drop_temporary_info(self, book, had_info):
+        """A clone of a volume that had no .info made one only for its
+        temporary snapshot: remove it again, the source stays as it was."""
+        if had_info is False and fileio.read_json(book.info_path, 'Snapshot map') == {'active': book.base}:
+            fileio.unlink(book.info_path)
+            fileio.fsync_dir(self.directory)
 
     def _reflink_or_copy(self, src_path, dst_path):
         if not fileio.reflink(src_path, dst_path):
@@ -574,14 +592,31 @@ class FileBackend(Backend):
         return plan, volume
 
     def _delete_files(self, book):
+        """Remove the files of a volume. The .info goes first, once the
+        journal lists the files it names, so that it never names a removed
+        file and a re-run still knows what to remove. Only names of this
+        volume's chain are removed, never another volume's file."""
+        journal = book.read_journal() or {}
         info = fileio.read_json(book.info_path, 'Snapshot map') or {}
-        files = set(v for v in info.values() if isinstance(v, str) and book.pattern.match(v))
+        named = set(v for v in info.values() if isinstance(v, str)) | set(journal.get('files') or [])
+        files = set(f for f in named if isinstance(f, str) and book.pattern.match(f)
+                    and not self._other_volume_file(book, f))
+        if os.path.exists(book.info_path):
+            book.write_journal(dict(journal, op='delete', files=sorted(files)))
+            fileio.unlink(book.info_path)
+            fileio.fsync_dir(self.directory)
+            checkpoint('delete.info_removed')
         for filename in sorted(files) + [book.base, '.%s.part' % book.base]:
             fileio.unlink(book.path(filename))
             checkpoint('delete.file')
-        fileio.unlink(book.info_path)
         fileio.unlink(book.meta_path)
         fileio.fsync_dir(self.directory)
+
+    def _other_volume_file(self, book, filename):
+        """True for the file of another volume that matches this volume's
+        chain naming (volume <name>.<x> lives in volume-<name>.<x>)."""
+        return filename != book.base and any(os.path.lexists(self.path('%s.%s' % (filename, kind)))
+                                             for kind in ('meta', 'info'))
 
     # ------------------------------------------------------------ snapshots
     def plan_snapshot_present(self, name, snap):
@@ -625,14 +660,16 @@ class FileBackend(Backend):
         plan.add('', volume.book.write_journal, entry)
         mode = entry['mode']
         if mode == 'stale':
-            plan.add('drop stale snapshot %s (%s is not in the chain)' % (snap, entry['file']))
+            plan.add('drop stale snapshot %s (%s is not in the chain%s)'
+                     % (snap, entry['file'], ', not an overlay: the file is kept' if entry.get('keep_file') else ''))
         elif mode == 'active':
             plan.add('commit %s into %s' % (entry['file'], entry['base']))
             plan.add('make %s the active file' % entry['base'])
         else:
             plan.add('commit %s into %s' % (entry['file'], entry['base']))
             plan.add('re-point %s at %s' % (entry['upper'], entry['base']))
-        plan.add('remove %s and its entry in %s' % (entry['file'], os.path.basename(volume.book.info_path)),
+        what = ('the entry of %s' if entry.get('keep_file') else '%s and its entry') % entry['file']
+        plan.add('remove %s in %s' % (what, os.path.basename(volume.book.info_path)),
                  self._finish_snapshot_delete, volume.book, entry)
         plan.add('', volume.book.clear_journal)
         after = dict(volume.info)
@@ -653,6 +690,11 @@ class FileBackend(Backend):
                                   'backing file: the map is damaged. Fix %s by hand.'
                                   % (snap, book.volume, filename, book.info_path))
             result['mode'] = 'stale'
+            # only a qcow2 file can be a left-over overlay; anything else (a
+            # raw file, another volume's file) is kept, only the entry goes
+            path = book.path(filename)
+            if not qcow2.is_qcow2(path) or self._other_volume_file(book, filename):
+                result['keep_file'] = True
             return result
         base = volume.entry(entry.backing_file)
         result.update(base=base.file, base_format=base.format)
@@ -687,8 +729,9 @@ class FileBackend(Backend):
                 info['active'] = entry['base']
             book.write_info(info)
             checkpoint('snapshot_delete.info')
-        fileio.unlink(path)
-        fileio.fsync_dir(self.directory)
+        if not entry.get('keep_file'):
+            fileio.unlink(path)
+            fileio.fsync_dir(self.directory)
 
     def plan_revert(self, name, snap):
         plan = Plan('snapshot_revert')
@@ -725,6 +768,16 @@ class FileBackend(Backend):
         checkpoint('revert.created')
         os.rename(tmp_path, top.path)
         fileio.fsync_dir(self.directory)
+
+
+def _json_or_empty(path, what):
+    """A sidecar for listings and capacity: a damaged one counts as empty
+    there (the operations on that volume report it), it must not break the
+    listing of every other volume."""
+    try:
+        return fileio.read_json(path, what) or {}
+    except StorageError:
+        return {}
 
 
 def check_source_image(path, fmt=None):
