@@ -151,20 +151,9 @@ def create_thick(path, size, mode=0o660):
     fallocate(2) on filesystems where it is known to read back as zeros,
     written zeros elsewhere. On any failure (ENOSPC included) the partial file
     is removed before the error is raised."""
-    use_fallocate = fs_type(os.path.dirname(os.path.abspath(path))) in ZERO_FALLOCATE_FS
     fd = _create_exclusive(path, mode)
     try:
-        if use_fallocate:
-            os.posix_fallocate(fd, 0, size)
-        else:
-            zeros = bytes(ZERO_BLOCK)
-            left = size
-            while left > 0:
-                chunk = zeros if left >= ZERO_BLOCK else zeros[:left]
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-                left -= len(chunk)
+        allocate_zeros(path, fd, 0, size)
         os.fsync(fd)
     except OSError as exc:
         os.close(fd)
@@ -174,6 +163,46 @@ def create_thick(path, size, mode=0o660):
         raise StorageError('Cannot allocate %d bytes for %s: %s. The partial file was removed; %s.'
                            % (size, path, exc.strerror, hint), path=path, errno=exc.errno)
     os.close(fd)
+
+
+def allocate_zeros(path, fd, start, length):
+    """Allocate bytes start..start+length of the open file fd (at path) so
+    that they read as zeros: fallocate(2) where the filesystem guarantees
+    zeros, else written zeros (O_DIRECT from a page-aligned buffer where the
+    filesystem allows it, like dd oflag=direct; buffered otherwise)."""
+    if fs_type(os.path.dirname(os.path.abspath(path))) in ZERO_FALLOCATE_FS:
+        os.posix_fallocate(fd, start, length)
+        return
+    import mmap
+    zeros = mmap.mmap(-1, ZERO_BLOCK)        # anonymous: page-aligned zeros
+    try:
+        offset, end = start, start + length
+        direct = _open_direct(path) if start % 4096 == 0 else None
+        if direct is not None:
+            try:
+                while end - offset >= ZERO_BLOCK:
+                    offset += os.pwrite(direct, zeros, offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:   # EINVAL: no O_DIRECT here after all
+                    raise
+            finally:
+                os.close(direct)
+        with memoryview(zeros) as view:     # released even on ENOSPC, or zeros.close() raises BufferError
+            while offset < end:
+                with view[:min(ZERO_BLOCK, end - offset)] as part:
+                    offset += os.pwrite(fd, part, offset)
+    finally:
+        zeros.close()
+
+
+def _open_direct(path):
+    flag = getattr(os, 'O_DIRECT', 0)
+    if not flag:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | flag)
+    except OSError:
+        return None
 
 
 def reflink(src, dst, mode=0o660):

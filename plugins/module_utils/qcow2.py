@@ -19,6 +19,7 @@ Header extensions start at header_length: u32 type, u32 length, data padded to
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
+import errno
 import os
 import re
 import stat
@@ -76,9 +77,26 @@ class Qcow2Header(object):
                  'autoclear_features', 'refcount_order', 'header_length', 'extensions',
                  'data_file', 'backing_file_offset', 'backing_file_size')
 
-    def __init__(self, **kwargs):
-        for name in self.__slots__:
-            setattr(self, name, kwargs.get(name))
+    def __init__(self, path=None, version=None, backing_file=None, backing_format=None, cluster_bits=None,
+                 size=None, crypt_method=None, incompatible_features=None, compatible_features=None,
+                 autoclear_features=None, refcount_order=None, header_length=None, extensions=None,
+                 data_file=None, backing_file_offset=None, backing_file_size=None):
+        self.path = path
+        self.version = version
+        self.backing_file = backing_file
+        self.backing_format = backing_format
+        self.cluster_bits = cluster_bits
+        self.size = size
+        self.crypt_method = crypt_method
+        self.incompatible_features = incompatible_features
+        self.compatible_features = compatible_features
+        self.autoclear_features = autoclear_features
+        self.refcount_order = refcount_order
+        self.header_length = header_length
+        self.extensions = extensions
+        self.data_file = data_file
+        self.backing_file_offset = backing_file_offset
+        self.backing_file_size = backing_file_size
 
     @property
     def cluster_size(self):
@@ -97,9 +115,16 @@ class ChainEntry(object):
     __slots__ = ('file', 'path', 'format', 'backing_file', 'backing_format',
                  'virtual_size', 'allocated', 'apparent')
 
-    def __init__(self, **kwargs):
-        for name in self.__slots__:
-            setattr(self, name, kwargs.get(name))
+    def __init__(self, file=None, path=None, format=None, backing_file=None, backing_format=None,
+                 virtual_size=None, allocated=None, apparent=None):
+        self.file = file
+        self.path = path
+        self.format = format
+        self.backing_file = backing_file
+        self.backing_format = backing_format
+        self.virtual_size = virtual_size
+        self.allocated = allocated
+        self.apparent = apparent
 
     def to_dict(self):
         return dict((name, getattr(self, name)) for name in self.__slots__)
@@ -246,8 +271,11 @@ def _parse(fd, path):
         if offset + _EXT.size > ext_end:
             raise _unsafe(path, 'the header extension list at offset %d is not terminated before offset %d'
                           % (offset, ext_end), reason='bad_extension')
-        ext_type, ext_len = _EXT.unpack(buf.get(offset, _EXT.size, 'a header extension'))
-        offset += _EXT.size
+        if offset + 8 <= len(buf.data):   # fast path: already read
+            ext_type, ext_len = _EXT.unpack_from(buf.data, offset)
+        else:
+            ext_type, ext_len = _EXT.unpack(buf.get(offset, _EXT.size, 'a header extension'))
+        offset += 8
         if ext_type == EXT_END:
             break
         padded = (ext_len + 7) & ~7
@@ -383,6 +411,26 @@ def check_image(path, expected_format, max_virtual_size=None, allow_backing=None
     return header
 
 
+def _open_backing(parent, path, directory):
+    """Open a backing file: a regular file, not a link, present in directory."""
+    name = os.path.basename(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_CLOEXEC', 0) | getattr(os, 'O_NONBLOCK', 0)
+                     | getattr(os, 'O_NOFOLLOW', 0))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise _unsafe(parent, 'backing file %r is missing from %s' % (name, directory),
+                          reason='missing_backing', backing_file=name)
+        if os.path.islink(path):
+            raise _unsafe(parent, 'backing file %r is a symbolic link' % name, reason='bad_backing', backing_file=name)
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _unsafe(parent, 'backing file %r is not a regular file' % name, reason='bad_backing', backing_file=name)
+    return fd, st
+
+
 def walk_chain(path, name_pattern, expected_top_format='qcow2', max_depth=256, max_virtual_size=None):
     """List and check the backing chain of path, top (active) file first.
 
@@ -395,31 +443,27 @@ def walk_chain(path, name_pattern, expected_top_format='qcow2', max_depth=256, m
     directory = os.path.dirname(path)
     entries = []
     seen = set()
-    current, fmt, nofollow = path, expected_top_format, False
+    current, fmt = path, expected_top_format
+    name = os.path.basename(path)
 
     def allow(name):
+        # existence, type and links are checked when the file is opened
+        # (O_NOFOLLOW + fstat): one system call fewer per file
         if not name_pattern.fullmatch(name):
             raise _unsafe(current, 'backing file %r does not match the naming of this volume\'s chain' % name,
                           reason='bad_backing', backing_file=name)
-        try:
-            mode = os.lstat(os.path.join(directory, name)).st_mode
-        except OSError:
-            raise _unsafe(current, 'backing file %r is missing from %s' % (name, directory),
-                          reason='missing_backing', backing_file=name)
-        if stat.S_ISLNK(mode):
-            raise _unsafe(current, 'backing file %r is a symbolic link' % name,
-                          reason='bad_backing', backing_file=name)
-        if not stat.S_ISREG(mode):
-            raise _unsafe(current, 'backing file %r is not a regular file' % name,
-                          reason='bad_backing', backing_file=name)
         return True
 
+    parent = None
     while True:
         if len(entries) >= max_depth:
             raise _unsafe(path, 'the backing chain is deeper than %d files' % max_depth, reason='too_deep')
         if fmt not in ('raw', 'qcow2'):
             raise _unsafe(current, 'image format %r is not supported (raw or qcow2)' % (fmt,), reason='bad_format')
-        fd, st = _open(current, nofollow=nofollow)
+        if parent is None:
+            fd, st = _open(current)
+        else:
+            fd, st = _open_backing(parent, current, directory)
         try:
             # Same (device, inode) = same file, whatever the name (also catches hard links).
             key = (st.st_dev, st.st_ino)
@@ -440,16 +484,17 @@ def walk_chain(path, name_pattern, expected_top_format='qcow2', max_depth=256, m
             os.close(fd)
         allocated = st.st_blocks * 512
         if header is None:
-            entries.append(ChainEntry(file=os.path.basename(current), path=current, format='raw',
+            entries.append(ChainEntry(file=name, path=current, format='raw',
                                       backing_file=None, backing_format=None, virtual_size=apparent,
                                       allocated=allocated, apparent=apparent))
             return entries
         _check_qcow2(header, current, max_virtual_size, allow, False)
-        entries.append(ChainEntry(file=os.path.basename(current), path=current, format='qcow2',
+        entries.append(ChainEntry(file=name, path=current, format='qcow2',
                                   backing_file=header.backing_file, backing_format=header.backing_format,
                                   virtual_size=header.size, allocated=allocated, apparent=apparent))
         if header.backing_file is None:
             return entries
-        current = os.path.join(directory, header.backing_file)
+        parent = current
+        current = directory + os.sep + header.backing_file
+        name = header.backing_file
         fmt = header.backing_format
-        nofollow = True

@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import stat
 
 from ansible_collections.blockyard.storage.plugins.module_utils import fileio, naming
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import UnsafeImage
@@ -39,8 +40,10 @@ class Bookkeeping:
         return os.path.join(self.directory, filename)
 
     # .info -------------------------------------------------------------
-    def read_info(self):
-        """The validated snapshot map, or None when there is no .info."""
+    def read_info(self, check_files=True):
+        """The validated snapshot map, or None when there is no .info.
+        check_files=False leaves the existence checks of the files it names
+        to the caller (load() checks them along the chain walk)."""
         data = fileio.read_json(self.info_path, 'Snapshot map')
         if data is None:
             return None
@@ -53,11 +56,20 @@ class Bookkeeping:
                 raise UnsafeImage('Snapshot map %s maps %r to %r, which is not a file of volume %s (expected a bare '
                                   'name like %s.<snapshot>): refusing to touch it. Fix the map by hand.'
                                   % (self.info_path, key, value, self.volume, self.base), path=self.info_path)
-            if not os.path.isfile(self.path(value)) or os.path.islink(self.path(value)):
-                raise UnsafeImage('Snapshot map %s maps %r to %s, which does not exist (or is a link): the chain is '
-                                  'incomplete. Restore the file or fix the map; nothing was touched.'
-                                  % (self.info_path, key, value), path=self.info_path)
+            if check_files:
+                self.check_file(key, value)
         return data
+
+    def check_file(self, key, value):
+        """A file named by the map must be a regular file (not a link)."""
+        try:
+            is_file = stat.S_ISREG(os.lstat(self.path(value)).st_mode)
+        except OSError:
+            is_file = False
+        if not is_file:
+            raise UnsafeImage('Snapshot map %s maps %r to %s, which does not exist (or is a link): the chain is '
+                              'incomplete. Restore the file or fix the map; nothing was touched.'
+                              % (self.info_path, key, value), path=self.info_path)
 
     def write_info(self, data):
         # byte for byte what Cinder's json.dump(indent=1, sort_keys=True)

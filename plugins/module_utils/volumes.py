@@ -278,8 +278,8 @@ def volume_info(params):
     if name:
         naming.validate_name(name)
     for backend in backends:
-        capacities.append(backend.capacity())
         names = [name] if name else backend.list_names()
+        known = {}
         for vol in names:
             if name and not backend.exists(vol):
                 continue
@@ -291,6 +291,8 @@ def volume_info(params):
                 desc = {'name': vol, 'backend': backend.kind, 'provider_location': backend.provider_location,
                         'error': getattr(exc, 'msg', str(exc))}
             volumes.append(desc)
+            known[vol] = desc
+        capacities.append(backend.capacity(known))
     total = dict((k, sum(c[k] for c in capacities)) for k in
                  ('total_bytes', 'free_bytes', 'used_bytes', 'allocated_bytes', 'provisioned_bytes'))
     total['apparent_over_subscription'] = (round(float(total['provisioned_bytes']) / total['total_bytes'], 4)

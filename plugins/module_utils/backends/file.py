@@ -41,6 +41,8 @@ class FileVolume:
         self.info = info                   # the .info map or None
         self.chain = chain                 # qcow2.ChainEntry list, active first
         self.managed = managed             # False: adopted, no .meta yet
+        self._by_file = dict((item.file, item) for item in chain)
+        self._by_backing = dict((item.backing_file, item) for item in chain if item.backing_file)
 
     @property
     def active(self):
@@ -55,17 +57,11 @@ class FileVolume:
         return Bookkeeping.snapshots(self.info)
 
     def entry(self, filename):
-        for item in self.chain:
-            if item.file == filename:
-                return item
-        return None
+        return self._by_file.get(filename)
 
     def above(self, filename):
         """The chain file whose backing file is filename (None for the top)."""
-        for item in self.chain:
-            if item.backing_file == filename:
-                return item
-        return None
+        return self._by_backing.get(filename)
 
     def files(self):
         names = set([self.book.base]) | set(item.file for item in self.chain)
@@ -106,7 +102,7 @@ class FileBackend(Backend):
         .meta); a recorded format is never re-probed."""
         book = self.book(name)
         meta = book.read_meta()
-        info = book.read_info()
+        info = book.read_info(check_files=False)   # files checked below, along the chain walk
         base_path = book.path(book.base)
         if meta is None and info is None and not os.path.lexists(base_path):
             return None
@@ -125,6 +121,8 @@ class FileBackend(Backend):
         journal = book.read_journal()
         if journal and journal.get('size'):
             limit = max(limit or 0, journal['size'])
+        if info is not None:
+            book.check_file('active', active)
         try:
             if base_fmt == 'raw':
                 qcow2.check_image(base_path, 'raw')
@@ -136,6 +134,10 @@ class FileBackend(Backend):
                               'changed outside this collection (by a guest or a tool); inspect them with '
                               '"qemu-img info -U" and restore them, or delete the volume.'
                               % (name, exc.msg), **details)
+        walked = set(item.file for item in chain)
+        for key, value in (info or {}).items():
+            if value not in walked:
+                book.check_file(key, value)
         bottom = chain[-1]
         if bottom.file != book.base or bottom.format != base_fmt:
             raise UnsafeImage('The chain of volume %s ends at %s (%s), not at its base file %s (%s): refusing to '
@@ -191,32 +193,34 @@ class FileBackend(Backend):
         }
 
     def list_names(self):
+        entries = os.listdir(self.directory)
         names = set()
-        for entry in os.listdir(self.directory):
-            if not entry.startswith('volume-'):
-                continue
-            for kind in ('meta', 'info'):
-                suffix = '.' + kind
-                if entry.endswith(suffix):
-                    names.add(entry[len('volume-'):-len(suffix)])
-        claimed = set()
-        for name in names:
-            book = self.book(name)
-            claimed.add(book.base)
-            info = _json_or_empty(book.info_path, 'Snapshot map')
-            claimed.update(v for v in info.values() if isinstance(v, str))
-        for entry in os.listdir(self.directory):
+        for entry in entries:
+            if entry.startswith('volume-') and (entry.endswith('.meta') or entry.endswith('.info')):
+                names.add(entry[len('volume-'):-len('.meta')])
+        # a file without a dot after "volume-" is a base file (overlays are
+        # volume-<name>.<snapshot>): those of known volumes are claimed
+        claimed = set(naming.volume_file(name) for name in names)
+        for entry in entries:
             if entry.startswith('volume-') and entry not in claimed and '.' not in entry[len('volume-'):] \
                     and os.path.isfile(self.path(entry)):
                 names.add(entry[len('volume-'):])   # a Cinder volume not adopted yet
         return sorted(n for n in names if naming.NAME_RE.match(n))
 
-    def capacity(self):
+    def capacity(self, known=None):
+        """Capacity of the location. known: {name: describe() result} of
+        volumes already read, so that their files are not read again."""
         st = os.statvfs(self.directory)
         total = st.f_frsize * st.f_blocks
         free = st.f_frsize * st.f_bavail
         allocated = provisioned = 0
+        known = known or {}
         for name in self.list_names():
+            desc = known.get(name)
+            if desc and 'error' not in desc:
+                allocated += desc['allocated_bytes']
+                provisioned += desc['size_bytes']
+                continue
             book = self.book(name)
             meta = _json_or_empty(book.meta_path, 'Volume record')
             info = _json_or_empty(book.info_path, 'Snapshot map')
@@ -475,6 +479,7 @@ class FileBackend(Backend):
                      % (src.active, book.base), self._reflink_or_copy, src.chain[0].path, book.path(part))
             return
         tmp = 'tmp-snap-%s' % book.volume
+        naming.check_snapshot_file(src.name, tmp)
         if tmp in src.snapshots:
             raise Conflict('Volume %s already has a snapshot %s: a clone into %s is in progress or was interrupted. '
                            'Re-run after it ends.' % (src.name, tmp, book.volume))
@@ -517,15 +522,8 @@ class FileBackend(Backend):
             if provisioning == 'thick':
                 fd = os.open(path, os.O_WRONLY)
                 try:
-                    if fileio.fs_type(self.directory) in fileio.ZERO_FALLOCATE_FS:
-                        os.posix_fallocate(fd, current, size - current)
-                    else:
-                        os.ftruncate(fd, size)
-                        os.lseek(fd, current, os.SEEK_SET)
-                        zeros = bytes(fileio.ZERO_BLOCK)
-                        left = size - current
-                        while left > 0:
-                            left -= os.write(fd, zeros[:min(left, fileio.ZERO_BLOCK)])
+                    os.ftruncate(fd, size)
+                    fileio.allocate_zeros(path, fd, current, size - current)
                     os.fsync(fd)
                 except OSError as exc:
                     raise StorageError('Cannot extend %s to %d bytes: %s. Free space, then re-run: the task '
@@ -625,7 +623,7 @@ class FileBackend(Backend):
         naming.validate_snapshot_name(snap)
         if snap in volume.snapshots:
             return plan, volume
-        overlay = naming.snapshot_file(name, snap)
+        overlay = naming.check_snapshot_file(name, snap)
         if os.path.lexists(self.path(overlay)):
             raise Conflict('Cannot create snapshot %s of volume %s: %s exists and is not one of its snapshots '
                            '(is there a volume named %s.%s?). Choose another snapshot name.'
