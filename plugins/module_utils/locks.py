@@ -33,7 +33,9 @@ def lock_path(directory, volume):
 @contextlib.contextmanager
 def file_lock(path, timeout=DEFAULT_TIMEOUT, what=None):
     key = os.path.abspath(path)
-    if key in _held:
+    # re-entrant only in the process that took the lock: a forked child
+    # inherits _held but not the POSIX lock
+    if key in _held and _held[key][2] == os.getpid():
         _held[key][1] += 1
         try:
             yield
@@ -71,7 +73,7 @@ def file_lock(path, timeout=DEFAULT_TIMEOUT, what=None):
             os.close(fd)
             continue
         break
-    _held[key] = [fd, 1]
+    _held[key] = [fd, 1, os.getpid()]
     try:
         yield
     finally:

@@ -42,7 +42,7 @@ def validate_name(name, what='volume'):
     if '/' in name or name in ('.', '..') or '..' in name:
         raise InvalidInput('The %s name %r contains a path separator or "..": names may hold only letters, '
                            'digits, ".", "_" and "-" and may not form a path.' % (what, name))
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):   # not match(): "$" also matches before a trailing newline
         raise InvalidInput('The %s name %r is invalid: it must start with a letter or digit and hold only '
                            'letters, digits, ".", "_" and "-" (%s).' % (what, name, NAME_RE.pattern))
     return name
@@ -109,7 +109,26 @@ def snapshot_file(volume, snapshot):
     return 'volume-%s.%s' % (volume, snapshot)
 
 
+# File names are at most 255 bytes (NAME_MAX); the longest name made from an
+# overlay is the temporary file of a revert, '.<overlay>.revert'.
+MAX_FILE_NAME = 255
+OVERLAY_EXTRA = len('..revert')
+
+
+def check_snapshot_file(volume, snapshot):
+    """The overlay file name of a snapshot, refused before anything is
+    written when it (or a temporary file named after it) would be too long."""
+    filename = snapshot_file(volume, snapshot)
+    if len(filename.encode('utf-8')) + OVERLAY_EXTRA > MAX_FILE_NAME:
+        room = MAX_FILE_NAME - OVERLAY_EXTRA - len(snapshot_file(volume, '').encode('utf-8'))
+        raise InvalidInput('Snapshot %s... of volume %s... would be stored in a file name of %d bytes, longer than the '
+                           'file system allows: with this volume name a snapshot name may have at most %d characters.'
+                           % (snapshot[:40], volume[:40], len(filename.encode('utf-8')), max(room, 0)))
+    return filename
+
+
 def chain_pattern(volume):
     """Regex that every file of a volume's qcow2 chain must fully match."""
-    return re.compile(r'^volume-%s(\.(?!(?:%s)$)[A-Za-z0-9][A-Za-z0-9._-]*)?$'
+    # \Z, not $: "$" also matches before a trailing newline, and callers use match()
+    return re.compile(r'^volume-%s(\.(?!(?:%s)\Z)[A-Za-z0-9][A-Za-z0-9._-]*)?\Z'
                       % (re.escape(volume), '|'.join(SIDECARS)))

@@ -1,0 +1,253 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, blockyard.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Tests for plugins/module_utils/naming.py: names, sizes, Cinder file names
+and the chain pattern."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.blockyard.storage.plugins.module_utils import naming
+from ansible_collections.blockyard.storage.plugins.module_utils.errors import InvalidInput
+
+KiB, MiB, GiB, TiB = 1024, 1024 ** 2, 1024 ** 3, 1024 ** 4
+
+
+# --------------------------------------------------------------------------- names
+
+@pytest.mark.parametrize('name', [
+    'a', 'Z', '0', 'db01', 'vol-1', 'vol_1', 'vol.1', 'a.b.c', 'A-b_c.D9', '9lives', 'x' * 200,
+    'snapshot', 'tmp-snap-x', 'a-', 'a.', 'a_',
+])
+def test_valid_names(name):
+    assert naming.validate_name(name) == name
+
+
+@pytest.mark.parametrize('name, fragments', [
+    ('', ['name is empty']),
+    ('a/b', ["'a/b'", 'path separator']),
+    ('/abs', ["'/abs'", 'path separator']),
+    ('a/', ["'a/'", 'path separator']),
+    ('..', ["'..'", 'path separator']),
+    ('.', ["'.'", 'path separator']),
+    ('../x', ["'../x'", 'path separator']),
+    ('a..b', ["'a..b'", '".."']),
+    ('a\x00b', [r"'a\x00b'", 'NUL byte']),
+    ('\x00', ['NUL byte']),
+    ('.hidden', ["'.hidden'", 'must start with a letter or digit']),
+    ('-dash', ["'-dash'", 'must start with a letter or digit']),
+    ('_under', ["'_under'", 'must start with a letter or digit']),
+    ('x' * 201, ['201 characters', 'limit is 200']),
+    ('a b', ["'a b'", 'invalid']),
+    ('a*', ["'a*'", 'invalid']),
+    ('a\\b', [r"'a\\b'", 'invalid']),
+    ('é', ['invalid']),
+    ('a\n', [r"'a\n'", 'invalid']),          # "$" would accept a trailing newline
+    ('a\nb', ['invalid']),
+    (' a', ['invalid']),
+    ('a:b', ['invalid']),
+])
+def test_invalid_names(name, fragments):
+    with pytest.raises(InvalidInput) as err:
+        naming.validate_name(name)
+    for fragment in fragments:
+        assert fragment in err.value.msg
+    assert err.value.msg.startswith('The volume name')
+
+
+@pytest.mark.parametrize('name', [None, 12, b'abc', ['a']])
+def test_names_that_are_not_strings(name):
+    with pytest.raises(InvalidInput):
+        naming.validate_name(name)
+
+
+def test_name_length_limit_is_exactly_200():
+    assert naming.MAX_NAME_LEN == 200
+    naming.validate_name('a' * 200)
+    with pytest.raises(InvalidInput):
+        naming.validate_name('a' * 201)
+
+
+def test_the_object_kind_is_in_the_message():
+    with pytest.raises(InvalidInput) as err:
+        naming.validate_name('a/b', 'source volume')
+    assert err.value.msg.startswith('The source volume name')
+
+
+@pytest.mark.parametrize('name', ['info', 'meta', 'lock', 'journal'])
+def test_reserved_snapshot_names(name):
+    with pytest.raises(InvalidInput) as err:
+        naming.validate_snapshot_name(name)
+    assert repr(name) in err.value.msg
+    assert 'reserved' in err.value.msg
+    # they are fine as volume names
+    assert naming.validate_name(name) == name
+
+
+@pytest.mark.parametrize('name', ['s1', 'information', 'metadata', 'locked', 'journal1', 'Info', 'info.bak'])
+def test_snapshot_names_close_to_reserved_ones(name):
+    assert naming.validate_snapshot_name(name) == name
+
+
+@pytest.mark.parametrize('name', ['', '../x', '.x', 'a/b', 'x' * 201])
+def test_snapshot_names_follow_the_name_rules(name):
+    with pytest.raises(InvalidInput) as err:
+        naming.validate_snapshot_name(name)
+    assert err.value.msg.startswith('The snapshot name')
+
+
+# --------------------------------------------------------------------------- sizes
+
+@pytest.mark.parametrize('value, expected', [
+    (10, 10 * GiB),
+    (1, GiB),
+    ('10', 10 * GiB),
+    ('10G', 10 * GiB),
+    ('10g', 10 * GiB),
+    ('10GB', 10 * GiB),
+    ('10GiB', 10 * GiB),
+    ('512M', 512 * MiB),
+    ('512MiB', 512 * MiB),
+    ('1T', TiB),
+    ('2TB', 2 * TiB),
+    ('1024K', MiB),
+    ('512B', 512),
+    ('1024b', 1024),
+    (' 2 G', 2 * GiB),        # blanks around and between are accepted
+    ('2G ', 2 * GiB),
+    ('\t3M\n', 3 * MiB),
+    (2.0, 2 * GiB),           # a whole float is a whole number of GiB
+])
+def test_sizes(value, expected):
+    assert naming.parse_size(value) == expected
+
+
+@pytest.mark.parametrize('value, fragments', [
+    (0, ['size 0', 'zero']),
+    ('0', ["size '0'", 'zero']),
+    ('0G', ["'0G'", 'zero']),
+    (0.0, ['zero']),
+    (-1, ['-1', 'negative']),
+    ('-1', ["'-1'", 'negative']),
+    ('-1G', ["'-1G'", 'negative']),
+    (' -5M', ['negative']),
+    (-2.0, ['negative']),
+    ('abc', ["'abc'", 'not a size']),
+    ('', ["''", 'not a size']),
+    ('G', ["'G'", 'not a size']),
+    ('1.5G', ["'1.5G'", 'not a size']),
+    ('1,5G', ['not a size']),
+    ('1e3', ['not a size']),
+    ('10 G B', ['not a size']),
+    ('5X', ["'5X'", "unknown unit 'X'"]),
+    ('10P', ["unknown unit 'P'"]),
+    ('10Gi', ["unknown unit 'Gi'"]),
+    (1.5, ['1.5', 'whole number', '1536M']),
+    (True, ['True', 'not a size']),
+    (False, ['False', 'not a size']),
+    (None, ['None', 'not a size']),
+    ('513B', ['multiple of 512']),
+    ('100B', ['multiple of 512']),
+])
+def test_bad_sizes(value, fragments):
+    with pytest.raises(InvalidInput) as err:
+        naming.parse_size(value)
+    for fragment in fragments:
+        assert fragment in err.value.msg, err.value.msg
+
+
+def test_size_messages_name_the_option():
+    with pytest.raises(InvalidInput) as err:
+        naming.parse_size('abc', what='new size')
+    assert err.value.msg.startswith('The new size')
+
+
+@pytest.mark.parametrize('size, text', [
+    (512, '512B'), (1000, '1000B'), (KiB, '1K'), (MiB, '1M'), (512 * MiB, '512M'), (1536 * MiB, '1536M'),
+    (GiB, '1G'), (10 * GiB, '10G'), (TiB, '1T'), (TiB + GiB, '1025G'),
+])
+def test_human_size(size, text):
+    assert naming.human_size(size) == text
+
+
+@pytest.mark.parametrize('size', [512, MiB, 3 * MiB, GiB, 7 * GiB, TiB])
+def test_human_size_round_trips(size):
+    assert naming.parse_size(naming.human_size(size)) == size
+
+
+# --------------------------------------------------------------------------- file names
+
+def test_cinder_file_names():
+    assert naming.volume_file('db01') == 'volume-db01'
+    assert naming.sidecar_file('db01', 'info') == 'volume-db01.info'
+    assert naming.sidecar_file('db01', 'meta') == 'volume-db01.meta'
+    assert naming.snapshot_file('db01', 'nightly') == 'volume-db01.nightly'
+
+
+@pytest.mark.parametrize('filename, matches', [
+    ('volume-x', True),
+    ('volume-x.s1', True),
+    ('volume-x.aaaa-bbbb', True),
+    ('volume-x.tmp-snap-y', True),
+    ('volume-x.info.bak', True),     # a snapshot named "info.bak" is not a sidecar
+    ('volume-x.information', True),
+    # sidecars are never part of a chain
+    ('volume-x.info', False),
+    ('volume-x.meta', False),
+    ('volume-x.lock', False),
+    ('volume-x.journal', False),
+    # full match only
+    ('volume-x\n', False),
+    ('volume-x.s1\n', False),
+    ('volume-x.s1/..', False),
+    ('volume-x/../volume-x', False),
+    ('./volume-x', False),
+    ('/dir/volume-x', False),
+    ('volume-x.', False),
+    ('volume-x..s1', False),
+    ('volume-x.-s1', False),
+    ('volume-x.s 1', False),
+    ('xvolume-x', False),
+    # other volumes that share the prefix
+    ('volume-xy', False),
+    ('volume-x-y', False),
+    ('volume-x_y', False),
+    ('volume-X', False),
+    ('volume-', False),
+    ('volume-y', False),
+])
+def test_chain_pattern(filename, matches):
+    pattern = naming.chain_pattern('x')
+    assert bool(pattern.match(filename)) is matches
+    assert bool(pattern.fullmatch(filename)) is matches
+
+
+def test_chain_pattern_escapes_dots_in_the_volume_name():
+    pattern = naming.chain_pattern('a.b')
+    assert pattern.match('volume-a.b')
+    assert pattern.match('volume-a.b.s1')
+    assert not pattern.match('volume-aXb')
+    assert not pattern.match('volume-aXb.s1')
+    assert not pattern.match('volume-a.b.info')
+
+
+def test_chain_pattern_of_a_prefix_volume_claims_dotted_names():
+    # "volume-a.b" is both volume a.b and snapshot b of volume a: the pattern
+    # of a accepts it (the backend keeps the two apart when creating them)
+    assert naming.chain_pattern('a').match('volume-a.b')
+    assert naming.chain_pattern('a.b').match('volume-a.b')
+    assert not naming.chain_pattern('a.b').match('volume-a')
+
+
+def test_snapshot_file_names_fit_the_file_system():
+    volume = 'v' * 200
+    # volume-<200>.<39> + ".<...>.revert" is 255 bytes: the longest that fits
+    assert naming.check_snapshot_file(volume, 's' * 39) == 'volume-%s.%s' % (volume, 's' * 39)
+    with pytest.raises(InvalidInput) as err:
+        naming.check_snapshot_file(volume, 's' * 40)
+    assert 'at most 39 characters' in err.value.msg
+    assert naming.check_snapshot_file('db01', 'x' * 200) == 'volume-db01.' + 'x' * 200
+    with pytest.raises(InvalidInput):
+        naming.check_snapshot_file(volume, 'tmp-snap-' + 'd' * 200)   # a clone's temporary snapshot
