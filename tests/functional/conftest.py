@@ -4,15 +4,13 @@
 """Functional tests: the core against real qemu-img / qemu-io (and real
 XFS and GlusterFS where a test says so), no mocks.
 
-Makes ``ansible_collections.blockyard.storage`` importable for plain pytest
-(the same way as tests/unit/conftest.py) and puts this directory on sys.path
-so that the tests can import their helpers (``snapchain``)."""
+tests/conftest.py makes ``ansible_collections.blockyard.storage`` importable;
+this one puts this directory on sys.path so that the tests can import their
+helpers (``snapchain``)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import atexit
-import importlib
 import os
 import shutil
 import sys
@@ -20,39 +18,11 @@ import tempfile
 
 import pytest
 
-COLLECTION = 'ansible_collections.blockyard.storage'
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def _importable():
-    try:
-        importlib.import_module(COLLECTION + '.plugins.module_utils')
-    except ImportError:
-        return False
-    return True
-
-
-def _setup():
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
-    if _importable():
-        return
-    real = os.path.realpath(REPO_ROOT)
-    parts = real.split(os.sep)
-    if parts[-3:] == ['ansible_collections', 'blockyard', 'storage']:
-        sys.path.insert(0, os.sep.join(parts[:-3]) or os.sep)
-    else:
-        tmp = tempfile.mkdtemp(prefix='blockyard-functional-')
-        atexit.register(shutil.rmtree, tmp, True)  # removes the symlink, never its target
-        namespace = os.path.join(tmp, 'ansible_collections', 'blockyard')
-        os.makedirs(namespace)
-        os.symlink(real, os.path.join(namespace, 'storage'))
-        sys.path.insert(0, tmp)
-    importlib.invalidate_caches()
-
-
-_setup()
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 
 
 @pytest.fixture

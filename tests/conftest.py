@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Make ``ansible_collections.blockyard.storage`` importable for plain pytest.
 
-Under ``ansible-test units`` the collection is already importable and nothing
-is done. With ``python3 -m pytest tests/unit`` from the repository root (which
+Shared by tests/unit and tests/functional. Under ``ansible-test units`` the
+collection is already importable and nothing is done. With
+``python3 -m pytest tests/unit tests/functional`` from the repository root (which
 is the collection root), a temporary ``ansible_collections/blockyard/storage``
 symlink to the repository is put on sys.path for the session.
 """
@@ -20,7 +21,7 @@ import sys
 import tempfile
 
 COLLECTION = 'ansible_collections.blockyard.storage'
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _importable():
