@@ -15,6 +15,7 @@ class Plan:
         self.name = name
         self.steps = []
         self.after_info = None
+        self.warnings = []
         self.rollbacks = []
 
     def add(self, text, func=None, *args, **kwargs):

@@ -187,7 +187,7 @@ def ensure_volume(params, check_mode):
     state = params.get('state') or 'present'
     size = naming.parse_size(params['size']) if params.get('size') is not None else None
     fmt = params.get('format')  # None: the recorded format, raw for a new volume
-    provisioning = params.get('provisioning') or 'thin'
+    provisioning = params.get('provisioning')  # None: the recorded one, thin for a new volume
     if params.get('backend', 'file') != 'file':
         raise InvalidInput('Backend %r is not available yet: use backend=file.' % params.get('backend'))
     notes = []
@@ -201,7 +201,7 @@ def ensure_volume(params, check_mode):
         backend = find_volume(candidate_backends(params)[0], name) or src_backend
     else:
         src_backend = None
-        backend, notes = locate(params, name, size, provisioning)
+        backend, notes = locate(params, name, size, provisioning or 'thin')
     source = volume_source(params, src_backend or backend) if state == 'present' else None
 
     src_lock = locked(src_backend, params['source_volume'], check_mode) if src_backend else _nolock()
@@ -235,8 +235,9 @@ def ensure_volume(params, check_mode):
                 after_sum = summary(after_desc)
     result = {'actions': actions, 'volume': after_desc or predicted_volume(before_desc, after_sum, name, backend),
               'provider_location': backend.provider_location}
-    if notes:
-        result['warnings'] = ['share skipped: %s' % n for n in notes]
+    warnings = ['share skipped: %s' % n for n in notes] + plan.warnings
+    if warnings:
+        result['warnings'] = warnings
     diff = {'before': summary(before_desc), 'after': after_sum,
             'before_header': '%s (%s)' % (name, backend.provider_location),
             'after_header': '%s (%s)' % (name, backend.provider_location)}
@@ -254,7 +255,7 @@ def predicted_summary(before_desc, fmt, size, provisioning, name):
         if size and size > after['size_bytes']:
             after['size_bytes'] = size
         return after
-    return {'state': 'present', 'format': fmt or 'raw', 'provisioning': provisioning, 'size_bytes': size,
+    return {'state': 'present', 'format': fmt or 'raw', 'provisioning': provisioning or 'thin', 'size_bytes': size,
             'active_file': naming.volume_file(name), 'snapshots': {}}
 
 

@@ -55,9 +55,10 @@ options:
     description:
       - V(thin) makes a sparse raw file; V(thick) a raw file fully allocated with zeros (fallocate where the
         filesystem guarantees zeros, written zeros elsewhere). qcow2 volumes are created with
-        C(preallocation=metadata) either way.
+        C(preallocation=metadata) either way. New volumes are V(thin) when it is not set.
+      - An existing volume keeps its recorded provisioning; a different value gives a warning (no conversion in
+        place).
     type: str
-    default: thin
     choices: [thin, thick]
   owner:
     description: Owner of the volume's files (name or uid).
@@ -255,7 +256,7 @@ def main():
             state=dict(type='str', default='present', choices=['present', 'absent']),
             size=dict(type='raw'),
             format=dict(type='str', choices=['raw', 'qcow2']),
-            provisioning=dict(type='str', default='thin', choices=['thin', 'thick']),
+            provisioning=dict(type='str', choices=['thin', 'thick']),
             owner=dict(type='str'),
             group=dict(type='str'),
             mode=dict(type='raw', default='0660'),

@@ -33,7 +33,7 @@ class Backend:
         """Complete or undo an interrupted operation; return its actions."""
         return []
 
-    def plan_present(self, name, fmt=None, size=None, provisioning='thin', source=None, adopt_format=None):
+    def plan_present(self, name, fmt=None, size=None, provisioning=None, source=None, adopt_format=None):
         raise NotImplementedError
 
     def plan_absent(self, name, force=False):

@@ -307,15 +307,19 @@ class FileBackend(Backend):
         dest._recover_create(dest_book, {'part': journal['part'], 'made_base': True})
 
     # ------------------------------------------------------------ volumes
-    def plan_present(self, name, fmt=None, size=None, provisioning='thin', source=None, adopt_format=None):
+    def plan_present(self, name, fmt=None, size=None, provisioning=None, source=None, adopt_format=None):
         """Plan to make volume `name` exist with this format and at least
         this size. source: None, ('image', path, fmt), ('volume', FileBackend,
         name) or ('snapshot', FileBackend, volume, snapshot)."""
         plan = Plan('volume_present')
         volume = self.load(name, adopt_format or fmt)
         if volume is None:
-            return self._plan_create(plan, name, fmt or 'raw', size, provisioning, source), None
+            return self._plan_create(plan, name, fmt or 'raw', size, provisioning or 'thin', source), None
         fmt = fmt or volume.format
+        if provisioning and volume.managed and provisioning != volume.provisioning:
+            plan.warnings.append('Volume %s is recorded as %s; provisioning=%s is ignored for an existing volume '
+                                 '(no conversion in place).' % (name, volume.provisioning, provisioning))
+        provisioning = provisioning or volume.provisioning
         if volume.format != fmt:
             raise Conflict('Volume %s exists as %s, not %s: a volume\'s format cannot be changed in place. Use '
                            'format=%s, or create a new volume from it (source_volume) in the other format.'
