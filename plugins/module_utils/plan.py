@@ -16,6 +16,7 @@ class Plan:
         self.steps = []
         self.after_info = None
         self.warnings = []
+        self.size = None        # size of the volume a create plan makes (check mode reports it)
         self.rollbacks = []
 
     def add(self, text, func=None, *args, **kwargs):

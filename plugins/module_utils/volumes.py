@@ -221,7 +221,7 @@ def ensure_volume(params, check_mode):
             if check_mode or not plan:
                 after_desc = before_desc if state == 'present' and before is not None else None
                 if state == 'present' and plan:
-                    after_sum = predicted_summary(before_desc, fmt, size or getattr(plan, 'size', None),
+                    after_sum = predicted_summary(before_desc, fmt, size or plan.size,
                                                   provisioning, name)
                     if after_desc and after_sum['size_bytes'] != after_desc['size_bytes']:
                         # check mode of an extend: report the volume as it would be

@@ -197,7 +197,7 @@ class FileBackend(Backend):
         names = set()
         for entry in entries:
             if entry.startswith('volume-') and (entry.endswith('.meta') or entry.endswith('.info')):
-                names.add(entry[len('volume-'):-len('.meta')])
+                names.add(entry[len('volume-'):entry.rindex('.')])
         # a file without a dot after "volume-" is a base file (overlays are
         # volume-<name>.<snapshot>): those of known volumes are claimed
         claimed = set(naming.volume_file(name) for name in names)
@@ -224,8 +224,7 @@ class FileBackend(Backend):
             book = self.book(name)
             meta = _json_or_empty(book.meta_path, 'Volume record')
             info = _json_or_empty(book.info_path, 'Snapshot map')
-            files = set([book.base]) | set(v for v in info.values() if isinstance(v, str) and book.pattern.match(v))
-            for filename in files:
+            for filename in set([book.base]) | self._named_files(book, info.values()):
                 try:
                     allocated += os.lstat(self.path(filename)).st_blocks * 512
                 except OSError:
@@ -600,9 +599,7 @@ class FileBackend(Backend):
         volume's chain are removed, never another volume's file."""
         journal = book.read_journal() or {}
         info = fileio.read_json(book.info_path, 'Snapshot map') or {}
-        named = set(v for v in info.values() if isinstance(v, str)) | set(journal.get('files') or [])
-        files = set(f for f in named if isinstance(f, str) and book.pattern.match(f)
-                    and not self._other_volume_file(book, f))
+        files = self._named_files(book, list(info.values()) + list(journal.get('files') or []))
         if os.path.exists(book.info_path):
             book.write_journal(dict(journal, op='delete', files=sorted(files)))
             fileio.unlink(book.info_path)
@@ -613,6 +610,12 @@ class FileBackend(Backend):
             checkpoint('delete.file')
         fileio.unlink(book.meta_path)
         fileio.fsync_dir(self.directory)
+
+    def _named_files(self, book, names):
+        """Of the names a map (or journal) gives, those that are files of this
+        volume: strings matching its chain naming, not another volume's file."""
+        return set(f for f in names if isinstance(f, str) and book.pattern.match(f)
+                   and not self._other_volume_file(book, f))
 
     def _other_volume_file(self, book, filename):
         """True for the file of another volume that matches this volume's
