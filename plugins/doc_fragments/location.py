@@ -47,15 +47,30 @@ options:
         string (the os-brick convention).
     type: path
     default: /var/lib/blockyard/mnt
+  cinder_compatible_names:
+    description:
+      - Require volume and snapshot names that Cinder's own code can parse (lowercase UUIDs), for a share that
+        Cinder's NFS driver manages too. Cinder reads backing file names with the pattern
+        C(volume-<id>(.(tmp-snap-)?[0-9a-f-]+)?); a snapshot named, for example, C(nightly) in a chain breaks
+        Cinder's snapshot delete and attach of that volume.
+    type: bool
+    default: false
+'''
+
+    PLACEMENT = r'''
+options:
   max_over_subscription_ratio:
     description:
-      - Placement limit on shares. The provisioned bytes of a share (sizes of all its volumes plus the new one)
-        divided by its total size may not exceed this ratio.
-      - Defaults to C(1.0) for thick and C(20.0) for thin volumes.
+      - Placement limit for a new volume on shares (also with a single share). The provisioned bytes of a share
+        (sizes of all its volumes plus the new one) divided by its total size may not exceed this ratio. Must be
+        greater than 0.
+      - Defaults to C(1.0) for thick and C(20.0) for thin volumes. With O(volume_dir) no limit applies unless this
+        or O(reserved_percentage) is set.
     type: float
   reserved_percentage:
     description:
-      - Percentage of each share's total size kept free. Placement counts only the free space above it.
+      - Percentage of each share's total size kept free (0 up to, not including, 100). Placement counts only the
+        free space above it.
     type: float
     default: 0.0
 '''

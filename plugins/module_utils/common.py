@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import traceback
 
+from ansible_collections.blockyard.storage.plugins.module_utils import fileio
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError
 
 # Options documented by the doc fragment blockyard.storage.location.
@@ -18,14 +19,20 @@ LOCATION_ARGS = dict(
     shares=dict(type='list', elements='raw'),
     shares_config=dict(type='path'),
     mount_point_base=dict(type='path', default='/var/lib/blockyard/mnt'),
+    cinder_compatible_names=dict(type='bool', default=False),
+)
+# blockyard.storage.location.placement: where a new volume goes (volume only)
+PLACEMENT_ARGS = dict(
     max_over_subscription_ratio=dict(type='float'),
     reserved_percentage=dict(type='float', default=0.0),
 )
 LOCATION_EXCLUSIVE = [('volume_dir', 'share'), ('volume_dir', 'shares'), ('volume_dir', 'shares_config')]
 
 
-def location_args(**extra):
+def location_args(placement=False, **extra):
     spec = dict((k, dict(v)) for k, v in LOCATION_ARGS.items())
+    if placement:
+        spec.update((k, dict(v)) for k, v in PLACEMENT_ARGS.items())
     spec.update(extra)
     return spec
 
@@ -36,6 +43,8 @@ def run(module, operation):
         changed, result, diff = operation(module.params, module.check_mode)
     except StorageError as exc:
         module.fail_json(**exc.to_fail())
+    except (OSError, IOError) as exc:  # a filesystem error is not a bug: name the file and the fix
+        module.fail_json(**fileio.os_error(exc, 'A file operation').to_fail())
     except Exception as exc:  # an unexpected error still says where and why
         module.fail_json(msg='Unexpected error: %s: %s. This is a bug in blockyard.storage; please report it with '
                              'the exception.' % (type(exc).__name__, exc), exception=traceback.format_exc())

@@ -1,7 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, blockyard.storage contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""File helpers: atomic writes, JSON bookkeeping, sparse and thick files."""
+"""File helpers: atomic writes, JSON bookkeeping, sparse and thick files.
+
+Whoever can write into a volume directory is not trusted, so every file is
+opened with O_NOFOLLOW and O_NONBLOCK and checked with fstat before use: a
+symbolic link, a FIFO, a directory or a file with more than one hard link
+where one of our regular files is expected is refused (UnsafeFile), never
+followed. OSErrors become StorageErrors that name the file and the fix."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -9,9 +15,11 @@ __metaclass__ = type
 import errno
 import json
 import os
+import stat
 import tempfile
 
-from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError, Conflict
+from ansible_collections.blockyard.storage.plugins.module_utils.errors import (
+    Conflict, InvalidInput, StorageError, UnsafeImage)
 
 # Filesystems whose fallocate(2) allocates unwritten extents that read back as
 # zeros.  Elsewhere (FUSE, NFS < 4.2, unknown) thick files are written zeros.
@@ -19,25 +27,158 @@ ZERO_FALLOCATE_FS = frozenset(['ext4', 'xfs', 'btrfs', 'tmpfs'])
 ZERO_BLOCK = 4 * 1024 * 1024
 
 
+SAFE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
+MAX_JSON = 1024 * 1024
+
+_HINTS = {
+    errno.ENOSPC: 'free space on the filesystem, then re-run',
+    errno.EDQUOT: 'raise the quota or free space, then re-run',
+    errno.EACCES: 'check the permissions of the file and its directory (and the export options of the share), '
+                  'then re-run',
+    errno.EPERM: 'check the permissions and attributes of the file and its directory (lsattr: an immutable or '
+                 'append-only file cannot be changed even by root), then re-run',
+    errno.EROFS: 'the filesystem is mounted read-only: remount it read-write, then re-run',
+    errno.EIO: 'the storage reported an I/O error: check it (dmesg, the share\'s server), then re-run',
+    errno.ENOENT: 'the file disappeared while it was being used: check what else manages this directory, then '
+                  're-run',
+    errno.ESTALE: 'the share went stale: remount it (blockyard.storage.share_mount), then re-run',
+}
+
+
+def os_error(exc, doing, path=None):
+    """A StorageError for an OSError: what failed on which file, why, and
+    what to do."""
+    path = path or getattr(exc, 'filename', None)
+    hint = _HINTS.get(exc.errno, 'check the file and its filesystem, then re-run')
+    return StorageError('%s failed%s: %s. %s.' % (doing, ' on %s' % path if path else '', exc.strerror or exc,
+                                                  hint[0].upper() + hint[1:]),
+                        path=path, errno=exc.errno)
+
+
+class UnsafeFile(UnsafeImage):
+    """A link, FIFO, directory or multiply-linked file where one of our
+    regular files is expected."""
+
+
+def _kind(st):
+    for test, name in ((stat.S_ISLNK, 'a symbolic link'), (stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
+                       (stat.S_ISSOCK, 'a socket'), (stat.S_ISBLK, 'a block device'),
+                       (stat.S_ISCHR, 'a character device')):
+        if test(st.st_mode):
+            return name
+    return 'not a regular file'
+
+
+def _unsafe_file(path, what):
+    return UnsafeFile('%s is %s, not a regular file of this collection: refusing to use it (links and special '
+                      'files are never followed, whoever put them there). Inspect it and remove it by hand.'
+                      % (path, what), path=path)
+
+
+def check_regular(path, st):
+    """Refuse anything but a regular file with one link (st from fstat/lstat)."""
+    if not stat.S_ISREG(st.st_mode):
+        raise _unsafe_file(path, _kind(st))
+    if st.st_nlink > 1:
+        raise _unsafe_file(path, 'a file with %d hard links (another name may be outside the volume directory)'
+                           % st.st_nlink)
+    return st
+
+
+def open_regular(path, flags=os.O_RDONLY, what=None):
+    """Open one of our regular files without following links or blocking on
+    FIFOs; return (fd, stat). ENOENT is raised as is (callers decide)."""
+    try:
+        fd = os.open(path, flags | SAFE_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _unsafe_file(path, 'a symbolic link')
+        if exc.errno in (errno.EISDIR, errno.ENXIO):
+            raise _unsafe_file(path, _kind(os.lstat(path)) if os.path.lexists(path) else 'not a regular file')
+        if exc.errno == errno.ENOENT:
+            raise
+        raise os_error(exc, 'Opening %s' % (what or 'the file'), path)
+    try:
+        st = check_regular(path, os.fstat(fd))
+        if not flags & (os.O_WRONLY | os.O_RDWR):
+            # back to blocking reads; a regular file never blocks anyway
+            import fcntl
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def lstat_regular(path):
+    """lstat of one of our files: None when absent, UnsafeFile when it is
+    not a regular file with one link."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise os_error(exc, 'Reading the status of the file', path)
+    return check_regular(path, st)
+
+
 def fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise os_error(exc, 'Flushing the directory', directory)
+
+
+def fsync_file(path):
+    """Flush a file's data to stable storage (after qemu-img wrote it: it
+    does not fsync), so that bookkeeping that names it never outlives it."""
+    try:
+        fd, _st = open_regular(path, os.O_RDONLY, 'the image')
+    except OSError as exc:
+        raise os_error(exc, 'Flushing the image', path)
     try:
         os.fsync(fd)
+    except OSError as exc:
+        raise os_error(exc, 'Flushing the image', path)
     finally:
         os.close(fd)
 
 
-def atomic_write(path, data, mode=0o644):
+def ownership_of(path):
+    """(uid, gid, mode) of one of our files, or None when it is absent."""
+    st = lstat_regular(path)
+    return None if st is None else (st.st_uid, st.st_gid, st.st_mode & 0o7777)
+
+
+def atomic_write(path, data, mode=0o644, like=None):
     """Write data (bytes or str) to path: temp file in the same directory,
     fsync, rename over path, fsync the directory. Readers see the old or the
-    new content, never a mix; a crash leaves at most a hidden temp file."""
+    new content, never a mix; a crash leaves at most a hidden temp file.
+
+    The new file keeps the owner, group and mode of the file it replaces (a
+    .info that cinder-volume writes as its own user stays writable for it);
+    a new file takes those of `like` (the volume's file) when given, else
+    root's and `mode`."""
     if isinstance(data, str):
         data = data.encode('utf-8')
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+    owner = ownership_of(path) or (ownership_of(like) if like else None)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+    except OSError as exc:
+        raise os_error(exc, 'Creating a temporary file for %s' % os.path.basename(path), directory)
     try:
         try:
-            os.fchmod(fd, mode)
+            if owner is not None:
+                if os.geteuid() == 0 and (owner[0], owner[1]) != (os.geteuid(), os.getegid()):
+                    os.fchown(fd, owner[0], owner[1])
+                os.fchmod(fd, owner[2])
+            else:
+                os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 written = os.write(fd, view)
@@ -46,8 +187,10 @@ def atomic_write(path, data, mode=0o644):
         finally:
             os.close(fd)
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         _unlink_quietly(tmp)
+        if isinstance(exc, OSError):
+            raise os_error(exc, 'Writing %s' % os.path.basename(path), path)
         raise
     fsync_dir(directory)
 
@@ -57,42 +200,59 @@ def dump_json(data):
     return json.dumps(data, indent=1, sort_keys=True)
 
 
-def write_json(path, data, mode=0o644):
-    atomic_write(path, dump_json(data) + '\n', mode)
+def write_json(path, data, mode=0o644, like=None):
+    atomic_write(path, dump_json(data) + '\n', mode, like)
 
 
 def read_json(path, what):
-    """Read a JSON object; None if the file is absent; StorageError if corrupt."""
+    """Read a JSON object; None if the file is absent; StorageError if it is
+    corrupt, UnsafeFile if it is a link or not a regular file."""
     try:
-        with open(path, 'rb') as handle:
-            raw = handle.read(1024 * 1024 + 1)
-    except IOError as exc:
-        if exc.errno == errno.ENOENT:
+        fd, _st = open_regular(path, os.O_RDONLY, what)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return None
-        raise StorageError('Cannot read %s %s: %s.' % (what, path, exc.strerror), path=path)
-    if len(raw) > 1024 * 1024:
-        raise StorageError('%s %s is larger than 1 MiB: it is not a file this collection wrote.' % (what, path),
-                           path=path)
+        raise os_error(exc, 'Reading %s' % what, path)
+    try:
+        chunks, size = [], 0
+        while size <= MAX_JSON:
+            chunk = os.read(fd, MAX_JSON + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise os_error(exc, 'Reading %s' % what, path)
+    finally:
+        os.close(fd)
+    raw = b''.join(chunks)
+    if len(raw) > MAX_JSON:
+        raise StorageError('%s %s is larger than 1 MiB: it is not a file this collection or Cinder wrote. Inspect '
+                           'it and remove or restore it by hand.' % (what, path), path=path)
     try:
         data = json.loads(raw.decode('utf-8'))
     except ValueError as exc:
-        raise StorageError('%s %s is not valid JSON (%s): restore it from the chain (see volume_info) or a backup '
-                           'before touching the volume.' % (what, path, exc), path=path)
+        raise StorageError('%s %s is not valid JSON (%s): it is damaged. Inspect it and restore it by hand (or '
+                           'from a backup) before using the volume.' % (what, path, exc), path=path)
     if not isinstance(data, dict):
-        raise StorageError('%s %s holds JSON that is not an object: restore it before touching the volume.'
-                           % (what, path), path=path)
+        raise StorageError('%s %s holds JSON that is not an object: it is damaged. Inspect it and restore it by hand '
+                           'before using the volume.' % (what, path), path=path)
     return data
 
 
 def unlink(path):
-    """Remove a file if present; return True when something was removed."""
+    """Remove one of our files if present; return True when something was
+    removed. A directory is refused (never ours), a link is removed as a
+    name (never followed)."""
     try:
         os.unlink(path)
         return True
     except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
-        return False
+        if exc.errno == errno.ENOENT:
+            return False
+        if exc.errno in (errno.EISDIR, errno.EPERM) and os.path.isdir(path) and not os.path.islink(path):
+            raise _unsafe_file(path, 'a directory')
+        raise os_error(exc, 'Removing the file', path)
 
 
 def _unlink_quietly(path):
@@ -210,7 +370,7 @@ def reflink(src, dst, mode=0o660):
     dst, where the filesystem cannot reflink; raises on other errors."""
     import fcntl
     ficlone = 0x40049409
-    src_fd = os.open(src, os.O_RDONLY)
+    src_fd, _st = open_regular(src, os.O_RDONLY, 'the source image')
     try:
         dst_fd = _create_exclusive(dst, mode)
         try:
@@ -229,25 +389,72 @@ def reflink(src, dst, mode=0o660):
     return True
 
 
-def apply_ownership(path, owner=None, group=None, mode=None):
-    """Set owner, group and mode; return True when anything changed."""
+def resolve_owner(owner=None, group=None):
+    """(uid, gid) for owner/group names or ids, -1 where not given;
+    InvalidInput for an unknown name or an id out of range."""
     import grp
     import pwd
-    changed = False
-    st = os.stat(path)
-    uid = gid = -1
+
+    def resolve(value, what, lookup):
+        if value is None:
+            return -1
+        text = str(value)
+        if text.isdigit():
+            number = int(text)
+            if number > 0xfffffffe:
+                raise InvalidInput('%s id %s is out of range (0..4294967294).' % (what, text))
+            return number
+        try:
+            return lookup(text)
+        except KeyError:
+            raise InvalidInput('Unknown %s %r: create it on the host or fix the %s option.'
+                               % (what, text, 'owner' if what == 'user' else 'group'))
+    return (resolve(owner, 'user', lambda n: pwd.getpwnam(n).pw_uid),
+            resolve(group, 'group', lambda n: grp.getgrnam(n).gr_gid))
+
+
+def ownership_differs(path, uid=-1, gid=-1, mode=None):
+    st = lstat_regular(path)
+    if st is None:
+        return False
+    return ((uid != -1 and uid != st.st_uid) or (gid != -1 and gid != st.st_gid)
+            or (mode is not None and (st.st_mode & 0o7777) != mode))
+
+
+def apply_ownership(path, uid=-1, gid=-1, mode=None):
+    """Set owner, group and mode of one of our files through a descriptor
+    opened without following links; return True when anything changed."""
+    if uid == -1 and gid == -1 and mode is None:
+        return False
     try:
-        if owner is not None:
-            uid = int(owner) if str(owner).isdigit() else pwd.getpwnam(owner).pw_uid
-        if group is not None:
-            gid = int(group) if str(group).isdigit() else grp.getgrnam(group).gr_gid
-    except KeyError as exc:
-        raise StorageError('Cannot set ownership of %s: unknown user or group %s. Create it or fix the owner/group '
-                           'option.' % (path, exc), path=path)
-    if (uid != -1 and uid != st.st_uid) or (gid != -1 and gid != st.st_gid):
-        os.chown(path, uid, gid)
-        changed = True
-    if mode is not None and (st.st_mode & 0o7777) != mode:
-        os.chmod(path, mode)
-        changed = True
+        fd, st = open_regular(path, os.O_RDONLY, 'the file')
+    except OSError as exc:
+        raise os_error(exc, 'Setting the ownership', path)
+    changed = False
+    try:
+        if (uid != -1 and uid != st.st_uid) or (gid != -1 and gid != st.st_gid):
+            os.fchown(fd, uid, gid)
+            changed = True
+        if mode is not None and (st.st_mode & 0o7777) != mode:
+            os.fchmod(fd, mode)
+            changed = True
+    except OSError as exc:
+        raise os_error(exc, 'Setting the owner, group or mode', path)
+    finally:
+        os.close(fd)
     return changed
+
+
+def truncate(path, size):
+    """Set the size of one of our files (no links followed)."""
+    try:
+        fd, _st = open_regular(path, os.O_WRONLY, 'the image')
+    except OSError as exc:
+        raise os_error(exc, 'Resizing', path)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except OSError as exc:
+        raise os_error(exc, 'Resizing', path)
+    finally:
+        os.close(fd)

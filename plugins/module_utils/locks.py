@@ -8,7 +8,13 @@ locking, so every host sharing a share serializes on the same file. A lock
 file removed by the holder (volume delete) is detected by waiters, which
 retry on the new file. Locks are re-entrant within one process (POSIX locks
 are per process: closing a second descriptor of the same file would drop the
-first lock)."""
+first lock).
+
+The lock file is opened with O_NOFOLLOW and must be a regular file with one
+link: a symbolic link planted in its place never makes a root-owned file
+appear where it points. Several volumes (a copy's source and destination)
+are locked in one fixed order, so that two copies in opposite directions
+cannot deadlock."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -19,6 +25,7 @@ import fcntl
 import os
 import time
 
+from ansible_collections.blockyard.storage.plugins.module_utils import fileio
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import LockTimeout, StorageError
 from ansible_collections.blockyard.storage.plugins.module_utils.naming import sidecar_file
 
@@ -42,13 +49,22 @@ def file_lock(path, timeout=DEFAULT_TIMEOUT, what=None):
         finally:
             _held[key][1] -= 1
         return
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     delay = 0.01
     while True:
         try:
-            fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(key, os.O_RDWR | os.O_CREAT | fileio.SAFE_FLAGS, 0o600)
         except OSError as exc:
-            raise StorageError('Cannot open lock file %s for %s: %s.' % (key, what or key, exc.strerror), path=key)
+            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+                raise StorageError('The lock file %s of %s is a link, a directory or a special file, not a lock '
+                                   'file of this collection: refusing to use it. Inspect it and remove it by hand.'
+                                   % (key, what or key), path=key)
+            raise fileio.os_error(exc, 'Opening the lock file of %s' % (what or key), key)
+        try:
+            fileio.check_regular(key, os.fstat(fd))
+        except StorageError:
+            os.close(fd)
+            raise
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except (IOError, OSError) as exc:
@@ -56,7 +72,7 @@ def file_lock(path, timeout=DEFAULT_TIMEOUT, what=None):
             if exc.errno not in (errno.EACCES, errno.EAGAIN):
                 raise StorageError('Cannot lock %s for %s: %s. Shares need working POSIX locks (NFS: lockd).'
                                    % (key, what or key, exc.strerror), path=key)
-            if time.time() >= deadline:
+            if time.monotonic() >= deadline:
                 raise LockTimeout('Timed out after %ss waiting for the lock of %s (%s): another operation on it is '
                                   'running. Wait for it to finish, then re-run.' % (timeout, what or key, key),
                                   path=key)
@@ -83,6 +99,16 @@ def file_lock(path, timeout=DEFAULT_TIMEOUT, what=None):
 
 def volume_lock(directory, volume, timeout=DEFAULT_TIMEOUT):
     return file_lock(lock_path(directory, volume), timeout, what='volume %s' % volume)
+
+
+@contextlib.contextmanager
+def volume_locks(pairs, timeout=DEFAULT_TIMEOUT):
+    """Lock several volumes, given as (directory, name) pairs, always in
+    the same order (sorted), whatever order the caller names them in."""
+    with contextlib.ExitStack() as stack:
+        for directory, volume in sorted(set(pairs)):
+            stack.enter_context(volume_lock(directory, volume, timeout))
+        yield
 
 
 def remove_lock(directory, volume):

@@ -10,13 +10,21 @@ import re
 
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import InvalidInput
 
-NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
+# No dot: in the file layout the dot separates volume, snapshot and sidecar
+# (volume-<name>.<snapshot>, volume-<name>.info), so a name with a dot could
+# be another volume's file. Without one, every file name has one owner.
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]*$')
+NAME_CHARS = 'letters, digits, "_" and "-" (no dots)'
 MAX_NAME_LEN = 200
+MAX_SIZE = 2 ** 63 - 1
+# Cinder's own ids: its code parses backing names as volume-<id>(.(tmp-snap-)?[0-9a-f-]+)?
+UUID_RE = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 
 # Suffixes of files the collection keeps beside a volume; a snapshot may not
 # take one of these names, or its overlay would be one of our sidecars.
 SIDECARS = ('info', 'meta', 'lock', 'journal')
-RESERVED_SNAPSHOT_NAMES = frozenset(SIDECARS)
+# "active" is the .info key of the active file; "part" names copies in flight
+RESERVED_SNAPSHOT_NAMES = frozenset(SIDECARS + ('active', 'part'))
 
 GIB = 1024 ** 3
 UNITS = {
@@ -29,30 +37,37 @@ UNITS = {
 SIZE_RE = re.compile(r'^\s*(\d+)\s*([A-Za-z]*)\s*$')
 
 
-def validate_name(name, what='volume'):
-    """Return name if it is a safe object name, else raise InvalidInput."""
+def validate_name(name, what='volume', cinder=False):
+    """Return name if it is a safe object name, else raise InvalidInput.
+    cinder: the name must be a lowercase UUID, as Cinder's ids are."""
     if not isinstance(name, str) or name == '':
-        raise InvalidInput('The %s name is empty: give a name matching %s.' % (what, NAME_RE.pattern))
+        raise InvalidInput('The %s name is empty: give a name of %s.' % (what, NAME_CHARS))
     if '\x00' in name:
-        raise InvalidInput('The %s name %r contains a NUL byte: names may hold only letters, digits, ".", "_" and "-".'
-                           % (what, name))
+        raise InvalidInput('The %s name %r contains a NUL byte: names may hold only %s.' % (what, name, NAME_CHARS))
     if len(name) > MAX_NAME_LEN:
         raise InvalidInput('The %s name %r... is %d characters long: the limit is %d.'
                            % (what, name[:40], len(name), MAX_NAME_LEN))
-    if '/' in name or name in ('.', '..') or '..' in name:
-        raise InvalidInput('The %s name %r contains a path separator or "..": names may hold only letters, '
-                           'digits, ".", "_" and "-" and may not form a path.' % (what, name))
+    if '/' in name or '.' in name:
+        raise InvalidInput('The %s name %r contains "/" or ".": names may hold only %s, because a dot separates '
+                           'volume, snapshot and bookkeeping parts of a file name (volume-<volume>.<snapshot>) '
+                           'and a name with one could be another volume\'s file.' % (what, name, NAME_CHARS))
     if not NAME_RE.fullmatch(name):   # not match(): "$" also matches before a trailing newline
-        raise InvalidInput('The %s name %r is invalid: it must start with a letter or digit and hold only '
-                           'letters, digits, ".", "_" and "-" (%s).' % (what, name, NAME_RE.pattern))
+        raise InvalidInput('The %s name %r is invalid: it must start with a letter or digit and hold only %s.'
+                           % (what, name, NAME_CHARS))
+    if cinder and not UUID_RE.fullmatch(name):
+        raise InvalidInput('The %s name %r is not a lowercase UUID: with cinder_compatible_names=true names must '
+                           'be UUIDs such as 6f1c2a8e-0b7d-4c55-9a43-2d1e8f0c9b71, because Cinder parses backing '
+                           'file names with volume-<id>(.(tmp-snap-)?[0-9a-f-]+)? and breaks on others.'
+                           % (what, name))
     return name
 
 
-def validate_snapshot_name(name):
-    validate_name(name, 'snapshot')
+def validate_snapshot_name(name, cinder=False):
+    validate_name(name, 'snapshot', cinder)
     if name in RESERVED_SNAPSHOT_NAMES:
-        raise InvalidInput('The snapshot name %r is reserved for the files the collection keeps beside a volume '
-                           '(%s): choose another name.' % (name, ', '.join(SIDECARS)))
+        raise InvalidInput('The snapshot name %r is reserved (%s: the files the collection keeps beside a volume '
+                           'and the keys of its .info map): choose another name.'
+                           % (name, ', '.join(sorted(RESERVED_SNAPSHOT_NAMES))))
     return name
 
 
@@ -85,6 +100,9 @@ def parse_size(value, what='size'):
     size = number * UNITS[unit]
     if size <= 0:
         raise InvalidInput('The %s %r is zero: sizes must be positive.' % (what, value))
+    if size > MAX_SIZE:
+        raise InvalidInput('The %s %r is %d bytes, above the largest file size (2^63 - 1 bytes).'
+                           % (what, value, size))
     if size % 512:
         raise InvalidInput('The %s %r is not a multiple of 512 bytes: round it up to whole sectors.' % (what, value))
     return size
@@ -130,5 +148,32 @@ def check_snapshot_file(volume, snapshot):
 def chain_pattern(volume):
     """Regex that every file of a volume's qcow2 chain must fully match."""
     # \Z, not $: "$" also matches before a trailing newline, and callers use match()
-    return re.compile(r'^volume-%s(\.(?!(?:%s)\Z)[A-Za-z0-9][A-Za-z0-9._-]*)?\Z'
+    return re.compile(r'^volume-%s(\.(?!(?:%s)\Z)[A-Za-z0-9][A-Za-z0-9_-]*)?\Z'
                       % (re.escape(volume), '|'.join(SIDECARS)))
+
+
+def temporary_snapshot(source, dest):
+    """The name of the temporary snapshot a clone of source into dest takes:
+    tmp-snap-<dest> as Cinder names it, or a digest of dest where that would
+    make a file name too long."""
+    name = 'tmp-snap-%s' % dest
+    try:
+        check_snapshot_file(source, name)
+        return name
+    except InvalidInput:
+        import hashlib
+        return 'tmp-snap-%s' % hashlib.sha256(dest.encode('utf-8')).hexdigest()[:16]
+
+
+def parse_mode(value):
+    """A file mode given as a string of octal digits ('0660'), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise InvalidInput('mode %r is not an octal string: quote it, e.g. mode: "0660" (an unquoted 0660 or 660 '
+                           'is read by YAML as a different number).' % (value,))
+    text = value.strip()
+    if not re.fullmatch(r'0?[0-7]{1,4}', text) or int(text, 8) > 0o7777:
+        raise InvalidInput('mode %r is not a file mode: give at most four octal digits, such as "0660" or "0640".'
+                           % (value,))
+    return int(text, 8)

@@ -18,6 +18,7 @@ class Plan:
         self.warnings = []
         self.size = None        # size of the volume a create plan makes (check mode reports it)
         self.rollbacks = []
+        self.diff_changes = []  # files whose owner/group/mode the plan changes (the diff shows them)
 
     def add(self, text, func=None, *args, **kwargs):
         """Add an action: text for the operator, func(*args) to perform it.

@@ -311,9 +311,13 @@ def _parse(fd, path):
 
 
 def is_qcow2(path):
-    """True if the file starts with the qcow2 magic (reads 4 bytes)."""
-    with open(path, 'rb') as f:
-        return f.read(4) == QCOW2_MAGIC
+    """True if the file starts with the qcow2 magic (reads 4 bytes; links
+    are not followed, FIFOs not waited on)."""
+    fd, _st = _open(path, nofollow=True)
+    try:
+        return _pread(fd, 0, 4) == QCOW2_MAGIC
+    finally:
+        os.close(fd)
 
 
 def read_header(path):
@@ -385,7 +389,7 @@ def _check_qcow2(header, path, max_virtual_size, allow_backing, allow_encryption
 def check_image(path, expected_format, max_virtual_size=None, allow_backing=None, allow_encryption=False):
     """Check an image before qemu-img touches it.
 
-    raw: refuse a file that starts with the qcow2 magic; returns None.
+    raw: nothing to check (never probed: raw is data); returns None.
     qcow2: parse and refuse corrupt, external-data-file, unknown-feature,
     encrypted (unless allow_encryption), oversized (max_virtual_size) images
     and any backing file unless allow_backing allows it. allow_backing: None or
@@ -394,14 +398,8 @@ def check_image(path, expected_format, max_virtual_size=None, allow_backing=None
     structural checks only. Returns the Qcow2Header.
     """
     if expected_format == 'raw':
-        fd, _st = _open(path)
-        try:
-            magic = _pread(fd, 0, 4)
-        finally:
-            os.close(fd)
-        if magic == QCOW2_MAGIC:
-            raise _unsafe(path, 'recorded raw but the file has a qcow2 header; a guest may have written it; '
-                          'refusing to treat it as anything but raw', reason='raw_has_qcow2_header')
+        # a raw image is data: whatever a guest wrote into it (a qcow2
+        # header included) is never interpreted
         return None
     if expected_format != 'qcow2':
         raise _unsafe(path, 'image format %r is not supported (raw or qcow2)' % (expected_format,),
@@ -434,13 +432,17 @@ def _open_backing(parent, path, directory):
 def walk_chain(path, name_pattern, expected_top_format='qcow2', max_depth=256, max_virtual_size=None):
     """List and check the backing chain of path, top (active) file first.
 
-    Every backing file must be a bare name that fully matches name_pattern, be
-    a regular file (not a symlink) in the directory of path, and pass
-    check_image for the format its parent records. A raw file ends the chain.
-    Loops, chains longer than max_depth files and missing files are refused.
+    Every backing file must be a bare name that fully matches name_pattern
+    (or an absolute path whose directory is the directory of path and whose
+    name matches: older Cinder wrote those), be a regular file with one link
+    (not a symlink) in the directory of path, and pass check_image for the
+    format its parent records. A raw file ends the chain. Loops, chains
+    longer than max_depth files and missing files are refused. ChainEntry
+    backing_file is always the bare name.
     """
     path = os.path.abspath(path)
     directory = os.path.dirname(path)
+    real_dir = os.path.realpath(directory)
     entries = []
     seen = set()
     current, fmt = path, expected_top_format
@@ -461,7 +463,7 @@ def walk_chain(path, name_pattern, expected_top_format='qcow2', max_depth=256, m
         if fmt not in ('raw', 'qcow2'):
             raise _unsafe(current, 'image format %r is not supported (raw or qcow2)' % (fmt,), reason='bad_format')
         if parent is None:
-            fd, st = _open(current)
+            fd, st = _open(current, nofollow=True)
         else:
             fd, st = _open_backing(parent, current, directory)
         try:
@@ -473,11 +475,11 @@ def walk_chain(path, name_pattern, expected_top_format='qcow2', max_depth=256, m
             apparent = st.st_size
             if stat.S_ISBLK(st.st_mode):
                 apparent = os.lseek(fd, 0, os.SEEK_END)
+            if st.st_nlink > 1:
+                raise _unsafe(current, 'it has %d hard links: another name of it may be outside the volume '
+                              'directory' % st.st_nlink, reason='hard_link')
             if fmt == 'raw':
-                if _pread(fd, 0, 4) == QCOW2_MAGIC:
-                    raise _unsafe(current, 'recorded raw but the file has a qcow2 header; a guest may have written '
-                                  'it; refusing', reason='raw_has_qcow2_header')
-                header = None
+                header = None   # raw is data: never probed
             else:
                 header = _parse(fd, current)
         finally:
@@ -488,9 +490,12 @@ def walk_chain(path, name_pattern, expected_top_format='qcow2', max_depth=256, m
                                       backing_file=None, backing_format=None, virtual_size=apparent,
                                       allocated=allocated, apparent=apparent))
             return entries
+        backing = header.backing_file
+        if backing is not None and backing.startswith('/') and os.path.dirname(backing) in (directory, real_dir):
+            backing = header.backing_file = os.path.basename(backing)
         _check_qcow2(header, current, max_virtual_size, allow, False)
         entries.append(ChainEntry(file=name, path=current, format='qcow2',
-                                  backing_file=header.backing_file, backing_format=header.backing_format,
+                                  backing_file=backing, backing_format=header.backing_format,
                                   virtual_size=header.size, allocated=allocated, apparent=apparent))
         if header.backing_file is None:
             return entries

@@ -105,5 +105,5 @@ def rebase_unsafe(path, backing, backing_fmt, fmt='qcow2'):
 
 def map_allocated(path, fmt):
     """Allocation map of the top layer only (depth 0 = data in this file)."""
-    result = _run(['map', '-f', _fmt(fmt), '--output=json', _path(path)], 'Mapping %s' % path, limits='info')
+    result = _run(['map', '-f', _fmt(fmt), '--output=json', '-U', _path(path)], 'Mapping %s' % path, limits='info')
     return json.loads(result.stdout)

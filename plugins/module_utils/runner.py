@@ -93,7 +93,9 @@ def run(cmd, check=True, timeout=DEFAULT_TIMEOUT, retries=0, retry_delay=1.0, da
         if attempt <= retries:
             time.sleep(retry_delay)
             continue
-        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'no error output'
+        # the last lines of stderr: qemu-img says what failed, then why
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        reason = '; '.join(lines[-3:]) if lines else 'no error output'
         if result.rc is not None and result.rc < 0:
             reason = 'killed by signal %d (resource limit?); %s' % (-result.rc, reason)
         raise CommandFailed('%s: %s exited with %s: %s' % (what or 'Running %s' % cmd[0], os.path.basename(cmd[0]),

@@ -38,14 +38,19 @@ def share_lines(params):
 
 
 def _backend(params, directory, location=None):
-    mode = params.get('mode')
-    if isinstance(mode, str):
-        try:
-            mode = int(mode, 8)
-        except ValueError:
-            raise InvalidInput('mode %r is not an octal file mode such as "0660".' % mode)
     return FileBackend(directory, owner=params.get('owner'), group=params.get('group'),
-                       mode=mode, provider_location=location)
+                       mode=naming.parse_mode(params.get('mode')), provider_location=location,
+                       cinder_names=bool(params.get('cinder_compatible_names')))
+
+
+def check_placement_options(params):
+    ratio = params.get('max_over_subscription_ratio')
+    if ratio is not None and not float(ratio) > 0:
+        raise InvalidInput('max_over_subscription_ratio %r must be greater than 0 (1.0: no over-subscription).'
+                           % (ratio,))
+    reserve = params.get('reserved_percentage')
+    if reserve is not None and not 0 <= float(reserve) < 100:
+        raise InvalidInput('reserved_percentage %r must be at least 0 and below 100.' % (reserve,))
 
 
 def given_locations(params):
@@ -54,6 +59,7 @@ def given_locations(params):
 
 def candidate_backends(params):
     """(backends of mounted shares or the volume_dir, notes on unusable shares)."""
+    check_placement_options(params)
     keys = given_locations(params)
     if not keys:
         raise InvalidInput('No place for volumes was given: set volume_dir (a local directory), share, shares or '
@@ -128,31 +134,34 @@ def select_backend(backends, size, provisioning, ratio=None, reserved_percentage
 
 def locate(params, name, size=None, provisioning='thin', create=True):
     backends, notes = candidate_backends(params)
-    if len(backends) == 1:
-        return backends[0], notes
-    holder = find_volume(backends, name)
-    if holder is not None or not create:
-        if holder is None:
-            raise NotFound('Volume %s is on none of the mounted shares (%s).'
-                           % (name, ', '.join(b.provider_location for b in backends)))
+    holder = backends[0] if len(backends) == 1 else find_volume(backends, name)
+    if holder is not None and (not create or len(backends) > 1 or holder.exists(name)):
         return holder, notes
+    if not create:
+        raise NotFound('Volume %s is on none of the mounted shares (%s).'
+                       % (name, ', '.join(b.provider_location for b in backends)))
+    if params.get('volume_dir') and params.get('max_over_subscription_ratio') is None \
+            and not params.get('reserved_percentage'):
+        return backends[0], notes     # a plain directory: no placement limits unless asked for
     return select_backend(backends, size or 0, provisioning, params.get('max_over_subscription_ratio'),
                           params.get('reserved_percentage') or 0), notes
 
 
 @contextlib.contextmanager
-def locked(backend, name, check_mode):
-    """The volume lock (none in check mode: nothing may be written). The lock
-    file is removed again when the volume does not exist afterwards."""
+def locked(check_mode, *holders):
+    """The locks of volumes given as (backend, name) pairs, taken in one
+    fixed order (none in check mode: nothing may be written). A lock file is
+    removed again when its volume does not exist afterwards."""
     if check_mode:
         yield
         return
-    with locks.volume_lock(backend.directory, name):
+    with locks.volume_locks([(backend.directory, name) for backend, name in holders]):
         try:
             yield
         finally:
-            if not backend.exists(name):
-                locks.remove_lock(backend.directory, name)
+            for backend, name in holders:
+                if not backend.exists(name):
+                    locks.remove_lock(backend.directory, name)
 
 
 # ------------------------------------------------------------------ summary
@@ -161,7 +170,7 @@ def summary(desc):
     if not desc:
         return {'state': 'absent'}
     return {'state': 'present', 'format': desc['format'], 'provisioning': desc['provisioning'],
-            'size_bytes': desc['size_bytes'], 'active_file': desc['active_file'],
+            'size_bytes': desc['size_bytes'], 'active_file': desc['active_file'], 'managed': desc['managed'],
             'snapshots': dict((s['name'], s['overlay']) for s in desc['snapshots'])}
 
 
@@ -174,16 +183,16 @@ def volume_source(params, backend):
     if params.get('source_image'):
         return ('image', params['source_image'], params.get('source_image_format'))
     if params.get('source_volume'):
-        naming.validate_name(params['source_volume'], 'source volume')
+        backend.validate_name(params['source_volume'], 'source volume')
         if params.get('source_snapshot'):
-            naming.validate_snapshot_name(params['source_snapshot'])
+            backend.validate_snapshot_name(params['source_snapshot'])
             return ('snapshot', backend, params['source_volume'], params['source_snapshot'])
         return ('volume', backend, params['source_volume'])
     return None
 
 
 def ensure_volume(params, check_mode):
-    name = naming.validate_name(params['name'])
+    name = naming.validate_name(params['name'], cinder=bool(params.get('cinder_compatible_names')))
     state = params.get('state') or 'present'
     size = naming.parse_size(params['size']) if params.get('size') is not None else None
     fmt = params.get('format')  # None: the recorded format, raw for a new volume
@@ -203,39 +212,41 @@ def ensure_volume(params, check_mode):
         src_backend = None
         backend, notes = locate(params, name, size, provisioning or 'thin')
     source = volume_source(params, src_backend or backend) if state == 'present' else None
+    holders = [(backend, name)] + ([(src_backend, params['source_volume'])] if src_backend else [])
 
-    src_lock = locked(src_backend, params['source_volume'], check_mode) if src_backend else _nolock()
-    with src_lock:
-        with locked(backend, name, check_mode):
-            actions = []
-            if src_backend is not None:
-                actions += src_backend.recover(params['source_volume'], check_mode)
-            actions += backend.recover(name, check_mode)
-            if state == 'present':
-                plan, before = backend.plan_present(name, fmt, size, provisioning, source,
-                                                    adopt_format=params.get('format'))
+    with locked(check_mode, *holders):
+        actions = []
+        if src_backend is not None and (src_backend.directory, params['source_volume']) != (backend.directory, name):
+            actions += src_backend.recover(params['source_volume'], check_mode)
+        actions += backend.recover(name, check_mode, discard_invalid=state == 'absent' and params.get('force'))
+        if state == 'present':
+            plan, before = backend.plan_present(name, fmt, size, provisioning, source,
+                                                adopt_format=params.get('format'))
+        else:
+            plan, before = backend.plan_absent(name, params.get('force'))
+        before_desc = backend.describe(before)
+        actions += plan.actions
+        if check_mode or not plan:
+            after_desc = before_desc if state == 'present' and before is not None else None
+            if state == 'present' and plan:
+                after_sum = predicted_summary(before_desc, fmt, plan.size or size, provisioning, name)
+                if after_desc and after_sum['size_bytes'] != after_desc['size_bytes']:
+                    # check mode of an extend: report the volume as it would be
+                    after_desc = dict(after_desc, size_bytes=after_sum['size_bytes'],
+                                      virtual_bytes=max(after_sum['size_bytes'], after_desc['virtual_bytes']))
             else:
-                plan, before = backend.plan_absent(name, params.get('force'))
-            before_desc = backend.describe(before)
-            actions += plan.actions
-            if check_mode or not plan:
-                after_desc = before_desc if state == 'present' and before is not None else None
-                if state == 'present' and plan:
-                    after_sum = predicted_summary(before_desc, fmt, size or plan.size,
-                                                  provisioning, name)
-                    if after_desc and after_sum['size_bytes'] != after_desc['size_bytes']:
-                        # check mode of an extend: report the volume as it would be
-                        after_desc = dict(after_desc, size_bytes=after_sum['size_bytes'],
-                                          virtual_bytes=after_sum['size_bytes'])
-                else:
-                    after_sum = summary(after_desc) if state == 'present' else {'state': 'absent'}
-            else:
-                plan.execute()
-                after_desc = backend.describe(backend.load(name)) if state == 'present' else None
-                after_sum = summary(after_desc)
+                after_sum = summary(after_desc) if state == 'present' else {'state': 'absent'}
+        else:
+            plan.execute()
+            after_desc = backend.describe(backend.load(name)) if state == 'present' else None
+            after_sum = summary(after_desc)
+    if plan.diff_changes:
+        after_sum['ownership_set'] = sorted(plan.diff_changes)
     result = {'actions': actions, 'volume': after_desc or predicted_volume(before_desc, after_sum, name, backend),
               'provider_location': backend.provider_location}
-    warnings = ['share skipped: %s' % n for n in notes] + plan.warnings
+    warnings = ['share skipped: %s' % n for n in notes] + backend.warnings + plan.warnings
+    if src_backend is not None and src_backend is not backend:
+        warnings += src_backend.warnings
     if warnings:
         result['warnings'] = warnings
     diff = {'before': summary(before_desc), 'after': after_sum,
@@ -244,19 +255,15 @@ def ensure_volume(params, check_mode):
     return bool(actions), result, diff
 
 
-@contextlib.contextmanager
-def _nolock():
-    yield
-
-
 def predicted_summary(before_desc, fmt, size, provisioning, name):
     if before_desc:
         after = summary(before_desc)
         if size and size > after['size_bytes']:
             after['size_bytes'] = size
+        after['managed'] = True
         return after
     return {'state': 'present', 'format': fmt or 'raw', 'provisioning': provisioning or 'thin', 'size_bytes': size,
-            'active_file': naming.volume_file(name), 'snapshots': {}}
+            'active_file': naming.volume_file(name), 'managed': True, 'snapshots': {}}
 
 
 def predicted_volume(before_desc, after_sum, name, backend):
@@ -277,7 +284,10 @@ def volume_info(params):
     volumes, capacities = [], []
     name = params.get('name')
     if name:
-        naming.validate_name(name)
+        backends[0].validate_name(name)
+    elif params.get('format'):
+        raise InvalidInput('format applies to one volume adopted from Cinder (no record of its format yet): give '
+                           'name with it. A directory may hold raw and qcow2 volumes side by side.')
     for backend in backends:
         names = [name] if name else backend.list_names()
         known = {}
@@ -289,33 +299,40 @@ def volume_info(params):
             except Exception as exc:  # noqa: listing goes on; the broken one says why
                 if name:
                     raise
+                pending = backend.pending(backend.book(vol))
                 desc = {'name': vol, 'backend': backend.kind, 'provider_location': backend.provider_location,
-                        'error': getattr(exc, 'msg', str(exc))}
+                        'error': getattr(exc, 'msg', str(exc)),
+                        'pending_operation': dict(pending, journal='volume-%s.journal' % vol) if pending else None}
             volumes.append(desc)
             known[vol] = desc
-        capacities.append(backend.capacity(known))
-    total = dict((k, sum(c[k] for c in capacities)) for k in
-                 ('total_bytes', 'free_bytes', 'used_bytes', 'allocated_bytes', 'provisioned_bytes'))
+        # for one volume, the filesystem's figures only: summing every other
+        # volume would make it cost what a listing costs
+        capacities.append(backend.capacity(known, volumes=not name))
+    keys = ('total_bytes', 'free_bytes', 'used_bytes', 'allocated_bytes', 'provisioned_bytes')
+    total = dict((k, None if any(c[k] is None for c in capacities) else sum(c[k] for c in capacities)) for k in keys)
     total['apparent_over_subscription'] = (round(float(total['provisioned_bytes']) / total['total_bytes'], 4)
-                                           if total['total_bytes'] else None)
+                                           if total['total_bytes'] and total['provisioned_bytes'] is not None
+                                           else None)
     result = {'volumes': volumes, 'capacity': total, 'shares': capacities,
               'volumes_by_name': dict((v['name'], v) for v in volumes)}
     if name and not volumes:
         result['volume'] = None
     elif name:
         result['volume'] = volumes[0]
-    if notes:
-        result['warnings'] = ['share skipped: %s' % n for n in notes]
+    warnings = ['share skipped: %s' % n for n in notes] + [w for b in backends for w in b.warnings]
+    if warnings:
+        result['warnings'] = warnings
     return False, result, None
 
 
 # ------------------------------------------------------------------ snapshot
 def ensure_snapshot(params, check_mode):
-    volume_name = naming.validate_name(params['volume'])
-    snap = naming.validate_snapshot_name(params['name'])
+    cinder = bool(params.get('cinder_compatible_names'))
+    volume_name = naming.validate_name(params['volume'], cinder=cinder)
+    snap = naming.validate_snapshot_name(params['name'], cinder=cinder)
     state = params.get('state') or 'present'
     backend, notes = locate(params, volume_name, create=False)
-    with locked(backend, volume_name, check_mode):
+    with locked(check_mode, (backend, volume_name)):
         actions = backend.recover(volume_name, check_mode)
         if state == 'present':
             plan, before = backend.plan_snapshot_present(volume_name, snap)
@@ -335,9 +352,15 @@ def ensure_snapshot(params, check_mode):
     result = {'actions': actions, 'snapshot': snapshot_result(backend, after, volume_name, snap, state,
                                                               after_info if check_mode else None),
               'provider_location': backend.provider_location}
-    if notes:
-        result['warnings'] = ['share skipped: %s' % n for n in notes]
-    diff = {'before': before_info, 'after': after_info,
+    warnings = ['share skipped: %s' % n for n in notes] + backend.warnings
+    if warnings:
+        result['warnings'] = warnings
+    before_diff, after_diff = dict(before_info), dict(after_info)
+    if state == 'reverted' and plan:
+        # the map does not change: say what does
+        before_diff['data_since_snapshot'] = 'present'
+        after_diff['data_since_snapshot'] = 'discarded'
+    diff = {'before': before_diff, 'after': after_diff,
             'before_header': 'volume-%s.info' % volume_name, 'after_header': 'volume-%s.info' % volume_name}
     return bool(actions), result, diff
 

@@ -33,7 +33,8 @@ options:
     required: true
   name:
     description:
-      - Snapshot name (same rules as volume names). C(info), C(meta), C(lock) and C(journal) are reserved.
+      - Snapshot name (same rules as volume names: letters, digits, C(_) and C(-), no dots). C(info), C(meta),
+        C(lock), C(journal), C(active) and C(part) are reserved.
     type: str
     required: true
   state:
@@ -50,9 +51,10 @@ options:
     description: Group of a new overlay file.
     type: str
   mode:
-    description: Permissions of a new overlay file, as an octal string.
+    description:
+      - Permissions of a new overlay file, as a quoted octal string such as C("0660"). Without O(owner), O(group)
+        and O(mode), a new overlay takes those of the volume's active file (so a non-root qemu keeps its disk).
     type: raw
-    default: '0660'
 notes:
   - Supports check mode and diff mode (the diff shows the C(.info) map before and after).
   - The volume must not be in use by a running guest; online snapshots are not supported.
@@ -144,7 +146,7 @@ def main():
             state=dict(type='str', default='present', choices=['present', 'absent', 'reverted']),
             owner=dict(type='str'),
             group=dict(type='str'),
-            mode=dict(type='raw', default='0660'),
+            mode=dict(type='raw'),
         ),
         mutually_exclusive=common.LOCATION_EXCLUSIVE,
         supports_check_mode=True,

@@ -25,10 +25,13 @@ author:
   - Blockyard storage team (@blockyard)
 extends_documentation_fragment:
   - blockyard.storage.location
+  - blockyard.storage.location.placement
 options:
   name:
     description:
-      - Volume name. Letters, digits, C(.), C(_) and C(-), starting with a letter or digit, at most 200 characters.
+      - Volume name. Letters, digits, C(_) and C(-), starting with a letter or digit, at most 200 characters.
+      - No dots: in the file layout a dot separates volume, snapshot and bookkeeping parts of a file name
+        (C(volume-<name>.<snapshot>), C(volume-<name>.info)), so a name with a dot could be another volume's file.
     type: str
     required: true
   state:
@@ -43,12 +46,18 @@ options:
         such as C(512M) or C(10G).
       - Required to create a volume from nothing; a copy defaults to its source's size.
       - A larger size than the current one extends the volume (its active file); a smaller one is refused.
+      - When another tool grew the volume beyond its recorded size (Cinder's extend, or Cinder's whole-GiB snapshot
+        overlays), every module refuses it until the size is restated here at or above the grown size; the task then
+        records that size (with a warning).
     type: raw
   format:
     description:
       - On-disk format of the volume's base file. New volumes are V(raw) when it is not set.
       - An existing volume keeps its recorded format; setting another one is an error (no conversion in place).
-      - For a volume adopted from a Cinder share (no C(.meta) record yet) it states the format, V(raw) when unset.
+      - For a volume adopted from a Cinder share (no C(.meta) record yet) it states the format and records it. Without
+        it, such a volume is read as V(raw) when its file does not start with a qcow2 header, and with the format its
+        snapshot overlays record when it has snapshots; a base file with a qcow2 header and no snapshots must be
+        adopted once with O(format) (V(qcow2) for a Cinder qcow2 volume, V(raw) when a guest wrote that header).
     type: str
     choices: [raw, qcow2]
   provisioning:
@@ -61,15 +70,20 @@ options:
     type: str
     choices: [thin, thick]
   owner:
-    description: Owner of the volume's files (name or uid).
+    description:
+      - Owner of the volume's files (name or uid). Enforced only when given; an unknown user is an error (in check
+        mode too).
     type: str
   group:
-    description: Group of the volume's files (name or gid).
+    description: Group of the volume's files (name or gid). Enforced only when given.
     type: str
   mode:
-    description: Permissions of the volume's files, as an octal string.
+    description:
+      - Permissions of the volume's files, as a quoted octal string such as C("0660") (integers are refused: an
+        unquoted C(0660) is a different number in YAML).
+      - Enforced only when given. A new volume gets C(0660) without it; files of an existing volume keep theirs
+        (so a volume adopted from Cinder keeps Cinder's modes).
     type: raw
-    default: '0660'
   force:
     description:
       - With O(state=absent), delete a volume that has snapshots, with its whole chain.
@@ -79,7 +93,8 @@ options:
     description:
       - Create the volume as a copy of this volume (same location). Without O(source_snapshot) this is a clone of
         its current data (a reflink on XFS/btrfs for raw volumes, else through a temporary snapshot
-        C(tmp-snap-<name>)); the source is locked before the new volume.
+        C(tmp-snap-<name>)). Both volumes are locked, always in the same order. A failed copy leaves the source exactly
+        as it was.
     type: str
   source_snapshot:
     description:
@@ -217,9 +232,19 @@ volume:
       type: int
       sample: 4096
     snapshots:
-      description: Snapshots, oldest name first, with their overlay and the file holding their data.
+      description:
+        - Snapshots, oldest first (by their place in the chain), with their overlay, the file holding their data,
+          whether they are stale, and whether an interrupted operation affects them (C(pending)).
       type: list
       elements: dict
+    managed:
+      description: Whether the collection has a record of the volume (false for a Cinder volume not adopted yet).
+      type: bool
+    pending_operation:
+      description:
+        - The interrupted operation recorded in the volume's journal (C(op), its fields and C(journal)), or null.
+          Any task on the volume completes it first; with an C(error) key when the journal is not valid.
+      type: dict
     snapshot_map:
       description: The C(.info) map (or its equivalent when there is no file).
       type: dict
@@ -252,6 +277,7 @@ from ansible_collections.blockyard.storage.plugins.module_utils import common, v
 def main():
     module = AnsibleModule(
         argument_spec=common.location_args(
+            placement=True,
             name=dict(type='str', required=True),
             state=dict(type='str', default='present', choices=['present', 'absent']),
             size=dict(type='raw'),
@@ -259,7 +285,7 @@ def main():
             provisioning=dict(type='str', choices=['thin', 'thick']),
             owner=dict(type='str'),
             group=dict(type='str'),
-            mode=dict(type='raw', default='0660'),
+            mode=dict(type='raw'),
             force=dict(type='bool', default=False),
             source_volume=dict(type='str'),
             source_snapshot=dict(type='str'),

@@ -27,7 +27,9 @@ options:
     type: str
   format:
     description:
-      - Format to assume for volumes adopted from a Cinder share that have no C(.meta) record yet.
+      - With O(name) only, the format of that volume when it was adopted from a Cinder share and has no C(.meta)
+        record yet (nothing is written: M(blockyard.storage.volume) records it). A directory may hold raw and qcow2
+        volumes side by side, so one format is never applied to all of them.
     type: str
     choices: [raw, qcow2]
 notes:
@@ -88,14 +90,25 @@ volumes:
       type: list
       elements: dict
     snapshots:
-      description: Snapshots with their overlay (C(overlay)) and the file holding their data (C(data_file)).
+      description:
+        - Snapshots oldest first (by their place in the chain), with their overlay (C(overlay)), the file holding
+          their data (C(data_file)), C(stale), and C(pending) (an interrupted operation affects it: its data may
+          already be merged away).
       type: list
       elements: dict
     snapshot_map:
       description: The C(.info) map.
       type: dict
+    managed:
+      description: Whether the collection has a record of the volume (false for a Cinder volume not adopted yet).
+      type: bool
+    pending_operation:
+      description:
+        - An interrupted operation recorded in the volume's journal (C(op), its fields and C(journal)), or null; the
+          next task on the volume completes it. With an C(error) key when the journal is not valid.
+      type: dict
     error:
-      description: Why the volume could not be read (only for such volumes).
+      description: Why the volume could not be read (only for such volumes; the others are listed as usual).
       type: str
 volumes_by_name:
   description: The same entries keyed by name.
@@ -120,10 +133,12 @@ capacity:
       description: Bytes in use.
       type: int
     allocated_bytes:
-      description: Bytes allocated by volume files.
+      description:
+        - Bytes allocated by volume files (copies in flight and leftovers included). Null when O(name) is given:
+          reading one volume does not read the others.
       type: int
     provisioned_bytes:
-      description: Sum of the volumes' sizes.
+      description: Sum of the volumes' sizes. Null when O(name) is given.
       type: int
     apparent_over_subscription:
       description: provisioned_bytes / total_bytes.

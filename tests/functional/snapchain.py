@@ -42,14 +42,14 @@ LOCATION = dict(backend='file', mount_point_base='/var/lib/blockyard/mnt', reser
 
 # ------------------------------------------------------------------ the core
 def vparams(directory, name, **kwargs):
-    params = dict(LOCATION, volume_dir=directory, name=name, state='present', provisioning='thin', mode='0660',
+    params = dict(LOCATION, volume_dir=directory, name=name, state='present', provisioning='thin', mode=None,
                   force=False)
     params.update(kwargs)
     return params
 
 
 def sparams(directory, volume, name, state='present', **kwargs):
-    params = dict(LOCATION, volume_dir=directory, volume=volume, name=name, state=state, mode='0660')
+    params = dict(LOCATION, volume_dir=directory, volume=volume, name=name, state=state, mode=None)
     params.update(kwargs)
     return params
 
@@ -59,9 +59,9 @@ def volume(directory, name, check_mode=False, **kwargs):
     return volumes.ensure_volume(vparams(directory, name, **kwargs), check_mode)
 
 
-def snapshot(directory, vol, snap, state='present', check_mode=False):
+def snapshot(directory, vol, snap, state='present', check_mode=False, **kwargs):
     """volumes.ensure_snapshot -> (changed, result, diff)."""
-    return volumes.ensure_snapshot(sparams(directory, vol, snap, state), check_mode)
+    return volumes.ensure_snapshot(sparams(directory, vol, snap, state, **kwargs), check_mode)
 
 
 def info_of(directory, name):
@@ -583,7 +583,10 @@ def revert_scenario(directory, base_fmt='raw', vol='rev'):
     changed, result, diff = snapshot(directory, vol, 'new', state='reverted')
     assert changed and result['actions']
     assert result['snapshot']['name'] == 'new' and result['snapshot']['state'] == 'reverted'
-    assert info_bytes(directory, vol) == info_before and diff['before'] == diff['after']
+    assert info_bytes(directory, vol) == info_before
+    # the map does not change; the diff says what does
+    assert diff['before'] == dict(diff['after'], data_since_snapshot='present')
+    assert diff['after']['data_since_snapshot'] == 'discarded'
     check_volume_state(directory, vol, timeline, [('old', old), ('new', new)], base_fmt, active_point=new)
     changed, result, _diff = snapshot(directory, vol, 'new', state='reverted')
     assert not changed, result

@@ -90,8 +90,6 @@ CASES = {
     'info-other-volume': (lambda d: set_info(d, dict(sc.read_info(d, X), evil='volume-Y')), 'volume-Y'),
     'info-not-json': (lambda d: set_info(d, raw=b'{"active": "volume-X.b", '), 'JSON'),
     'info-sidecar': (lambda d: set_info(d, dict(sc.read_info(d, X), evil='volume-X.meta')), 'volume-X.meta'),
-    'raw-base-with-qcow2-header': (
-        lambda d: _write_bytes(os.path.join(d, 'volume-X'), 0, qcow2.QCOW2_MAGIC + b'\0\0\0\3'), 'qcow2'),
 }
 
 
@@ -117,8 +115,9 @@ OPERATIONS = [
 
 
 def build(directory):
-    """X with snapshots a and b; Y a plain volume; X.evil a volume whose file
-    matches X's chain naming; a sentinel file beside the directory."""
+    """X with snapshots a and b; Y and Z plain volumes; volume-X.evil a stray
+    raw file in X's naming that is not in its chain; a sentinel file beside
+    the directory."""
     timeline = sc.Timeline()
     sc.volume(directory, X, size='4M')
     timeline.write(*sc.active_view(directory, X))
@@ -128,8 +127,10 @@ def build(directory):
     timeline.write(*sc.active_view(directory, X))
     sc.volume(directory, 'Y', size='4M')
     sc.write_patterns(os.path.join(directory, 'volume-Y'), 'raw', [(0x59, 0, sc.SLOT)])
-    sc.volume(directory, 'X.evil', size='4M')
-    sc.write_patterns(os.path.join(directory, 'volume-X.evil'), 'raw', [(0x66, 0, sc.SLOT)])
+    sc.volume(directory, 'Z', size='4M')
+    sc.write_patterns(os.path.join(directory, 'volume-Z'), 'raw', [(0x66, 0, sc.SLOT)])
+    with open(os.path.join(directory, 'volume-X.evil'), 'wb') as handle:
+        handle.write(b'a stray raw file')
     with open(os.path.join(os.path.dirname(directory), OUTSIDE), 'wb') as handle:
         handle.write(b'outside the volume directory\n')
     return timeline
@@ -167,7 +168,7 @@ def test_every_operation_refuses(vdir, case):
     by_name = listing['volumes_by_name']
     if 'error' not in by_name.get(X, {}):
         problems.append('volume_info listing: no error for %s: %r' % (X, by_name.get(X)))
-    if 'error' in by_name.get('Y', {}) or 'error' in by_name.get('X.evil', {}):
+    if 'error' in by_name.get('Y', {}) or 'error' in by_name.get('Z', {}):
         problems.append('volume_info listing: the healthy volumes are reported broken')
     assert everything(vdir) == before
     assert not problems, '\n'.join(problems)
@@ -183,7 +184,7 @@ def test_forced_delete_stays_inside(vdir, case):
     tamper(vdir)
     keep = sc.fingerprint(os.path.join(os.path.dirname(vdir), OUTSIDE), *SYSTEM_FILES)
     others = dict((f, sc.fingerprint(os.path.join(vdir, f))) for f in os.listdir(vdir)
-                  if f.startswith(('volume-Y', 'volume-X.evil')))
+                  if f.startswith(('volume-Y', 'volume-Z')))
     try:
         sc.volume(vdir, X, state='absent', force=True)
     except StorageError as exc:
@@ -191,35 +192,63 @@ def test_forced_delete_stays_inside(vdir, case):
         # refused: then nothing at all was touched
         assert os.path.exists(sc.info_path(vdir, X))
     else:
-        left = [f for f in sc.volume_files(vdir, X) if not f.startswith('volume-X.evil')]
+        # every file of X's naming goes, the stray one too: each name has one owner
+        left = [f for f in os.listdir(vdir) if f.startswith(('volume-X', '.volume-X'))]
         assert left == [], left
     assert sc.fingerprint(os.path.join(os.path.dirname(vdir), OUTSIDE), *SYSTEM_FILES) == keep
     for name, print_ in others.items():
         assert sc.fingerprint(os.path.join(vdir, name)) == print_, name
 
 
-def test_info_entry_naming_another_volume_is_dropped_not_deleted(vdir):
-    """A .info entry that names another volume's file (volume X.evil lives in
-    volume-X.evil, which matches X's chain naming) is a damaged entry: deleting
-    that 'snapshot' drops the entry and keeps the other volume's file."""
+def test_info_entry_naming_a_stray_file_is_dropped_not_deleted(vdir):
+    """A .info entry that names a raw file of the volume's naming which is not
+    in its chain is a damaged entry: deleting that 'snapshot' drops the entry
+    and keeps the file (only a qcow2 file can be a left-over overlay)."""
     timeline = build(vdir)
     info = sc.read_info(vdir, X)
+    stray = os.path.join(vdir, 'volume-X.evil')
+    kept = sc.fingerprint(stray)
     set_info(vdir, dict(info, evil='volume-X.evil'))
-    evil = sc.fingerprint(os.path.join(vdir, 'volume-X.evil'), os.path.join(vdir, 'volume-X.evil.meta'))
     changed, result, diff = sc.snapshot(vdir, X, 'evil', state='absent')
     assert changed and diff['after'] == info, (result, diff)
     assert 'kept' in ' '.join(result['actions'])
-    assert sc.fingerprint(os.path.join(vdir, 'volume-X.evil'), os.path.join(vdir, 'volume-X.evil.meta')) == evil
+    assert sc.fingerprint(stray) == kept and sc.read_info(vdir, X) == info
+    os.unlink(stray)
     sc.check_volume_state(vdir, X, timeline, [('a', 1), ('b', 2)])
-    # a raw file that is not another volume's is kept as well
-    stray = os.path.join(vdir, 'volume-X.stray')
-    with open(stray, 'wb') as handle:
-        handle.write(b'not an overlay')
-    set_info(vdir, dict(info, stray='volume-X.stray'))
-    changed, result, diff = sc.snapshot(vdir, X, 'stray', state='absent')
-    assert changed and os.path.exists(stray) and sc.read_info(vdir, X) == info
-    # and a forced delete of X leaves X.evil alone
-    set_info(vdir, dict(info, evil='volume-X.evil'))
-    sc.volume(vdir, X, state='absent', force=True)
-    assert sc.fingerprint(os.path.join(vdir, 'volume-X.evil'), os.path.join(vdir, 'volume-X.evil.meta')) == evil
-    assert sc.read_json(os.path.join(vdir, 'volume-X.evil.meta'))['format'] == 'raw'
+
+
+@pytest.mark.parametrize('name', ['X.a', 'X.info', 'Y.meta', 'Z.lock', 'X.journal', 'X\n', 'X.b'])
+def test_dotted_names_are_refused_before_anything_is_touched(vdir, name):
+    """Volume X.a would be the overlay of snapshot a of X, Y.meta Y's record:
+    a name with a dot is bad input, for every state, and nothing changes."""
+    build(vdir)
+    before = everything(vdir)
+    for call in (lambda: sc.volume(vdir, name, size='4M'), lambda: sc.volume(vdir, name, state='absent'),
+                 lambda: sc.volume(vdir, name, state='absent', force=True),
+                 lambda: sc.snapshot(vdir, name, 's'), lambda: sc.info_of(vdir, name),
+                 lambda: sc.snapshot(vdir, X, name, state='absent')):
+        with pytest.raises(StorageError) as err:
+            call()
+        assert 'name' in err.value.msg
+        assert everything(vdir) == before
+
+
+def test_raw_volume_with_a_guest_written_qcow2_header_is_data(vdir):
+    """A guest may write anything onto its raw disk, a qcow2 header naming
+    /etc/shadow included: the volume stays raw data and every operation works
+    on it; the header is never followed."""
+    sc.volume(vdir, 'R', size='4M')
+    header = qcow2.QCOW2_MAGIC + struct.pack('>IQI', 3, 512, 11) + b'\0' * 488 + b'/etc/shadow'
+    _write_bytes(os.path.join(vdir, 'volume-R'), 0, header)
+    outside = sc.fingerprint(*SYSTEM_FILES)
+    sc.snapshot(vdir, 'R', 's1')
+    sc.volume(vdir, 'R', size='8M')
+    assert sc.info_of(vdir, 'R')['format'] == 'raw'
+    sc.volume(vdir, 'R2', source_volume='R', source_snapshot='s1')
+    sc.volume(vdir, 'R3', source_volume='R')
+    sc.snapshot(vdir, 'R', 's1', state='absent')
+    for name in ('R', 'R2', 'R3'):
+        with open(os.path.join(vdir, 'volume-%s' % name), 'rb') as handle:
+            assert handle.read(len(header)) == header, name
+    sc.volume(vdir, 'R', state='absent')
+    assert sc.fingerprint(*SYSTEM_FILES) == outside

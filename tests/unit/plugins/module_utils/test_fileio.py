@@ -72,6 +72,8 @@ def test_atomic_write_replaces_by_rename(tmp_path):
     path = tmp_path / 'f'
     path.write_bytes(b'old content')
     old_inode = path.stat().st_ino
+    os.chmod(str(path), 0o640)
+    old_mode = 0o640
     with open(str(path), 'rb') as reader:
         fileio.atomic_write(str(path), b'new', mode=0o600)
         # a reader of the old file still sees all of the old content: the new
@@ -79,8 +81,47 @@ def test_atomic_write_replaces_by_rename(tmp_path):
         assert reader.read() == b'old content'
     assert path.read_bytes() == b'new'
     assert path.stat().st_ino != old_inode
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert os.listdir(str(tmp_path)) == ['f']
+    # a rewrite keeps the mode of the file it replaces; mode is for new files
+    assert stat.S_IMODE(path.stat().st_mode) == old_mode
+    fileio.atomic_write(str(tmp_path / 'new'), b'x', mode=0o600)
+    assert stat.S_IMODE((tmp_path / 'new').stat().st_mode) == 0o600
+
+
+def test_atomic_write_keeps_owner_group_and_mode_of_the_replaced_file(tmp_path):
+    """cinder-volume writes .info as its own user: a rewrite by root must
+    leave it writable for that user."""
+    path = tmp_path / 'volume-x.info'
+    path.write_bytes(b'{}')
+    os.chown(str(path), 65534, 65534)
+    os.chmod(str(path), 0o666)
+    fileio.atomic_write(str(path), b'{"active": "volume-x"}')
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o666)
+    # a new file takes those of the file it is like
+    like = tmp_path / 'volume-y'
+    like.write_bytes(b'')
+    os.chown(str(like), 65534, 0)
+    os.chmod(str(like), 0o640)
+    fileio.atomic_write(str(tmp_path / 'volume-y.info'), b'{}', like=str(like))
+    st = (tmp_path / 'volume-y.info').stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 0, 0o640)
+
+
+def test_atomic_write_refuses_to_replace_a_link_or_a_hard_linked_file(tmp_path):
+    outside = tmp_path / 'outside'
+    outside.write_bytes(b'keep')
+    link = tmp_path / 'volume-x.info'
+    link.symlink_to(outside)
+    with pytest.raises(StorageError) as err:
+        fileio.atomic_write(str(link), b'{}')
+    assert 'symbolic link' in err.value.msg
+    link.unlink()
+    os.link(str(outside), str(link))
+    with pytest.raises(StorageError) as err:
+        fileio.atomic_write(str(link), b'{}')
+    assert 'hard links' in err.value.msg
+    assert outside.read_bytes() == b'keep'
+    assert sorted(os.listdir(str(tmp_path))) == ['outside', 'volume-x.info']
 
 
 def test_atomic_write_large_data(tmp_path):
@@ -94,7 +135,7 @@ def test_atomic_write_leaves_no_temp_file_when_the_rename_fails(tmp_path):
     target.mkdir()
     (target / 'keep').write_bytes(b'k')
     before = listing(tmp_path)
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError):
         fileio.atomic_write(str(target), b'data')
     assert listing(tmp_path) == before
     assert (target / 'keep').read_bytes() == b'k'
@@ -113,9 +154,10 @@ def test_atomic_write_leaves_no_temp_file_when_the_write_fails(tmp_path):
 def test_atomic_write_out_of_space_keeps_the_old_content(small_tmpfs):
     path = small_tmpfs / 'f'
     fileio.atomic_write(str(path), b'small')
-    with pytest.raises(OSError) as err:
+    with pytest.raises(StorageError) as err:
         fileio.atomic_write(str(path), b'x' * (2 * MiB))
-    assert err.value.errno == errno.ENOSPC
+    assert err.value.details['errno'] == errno.ENOSPC
+    assert 'Free space' in err.value.msg and 'This is a bug' not in err.value.msg
     assert os.listdir(str(small_tmpfs)) == ['f']
     assert path.read_bytes() == b'small'
 
@@ -183,7 +225,24 @@ def test_read_json_accepts_exactly_1_mib(tmp_path):
 def test_read_json_of_a_directory_is_an_error(tmp_path):
     with pytest.raises(StorageError) as err:
         fileio.read_json(str(tmp_path), 'Snapshot map')
-    assert 'Cannot read Snapshot map' in err.value.msg
+    assert 'is a directory' in err.value.msg
+
+
+def test_read_json_of_a_fifo_does_not_hang(tmp_path):
+    fifo = tmp_path / 'volume-x.meta'
+    os.mkfifo(str(fifo))
+    with pytest.raises(StorageError) as err:
+        fileio.read_json(str(fifo), 'Volume record')
+    assert 'FIFO' in err.value.msg
+
+
+def test_read_json_does_not_follow_links(tmp_path):
+    target = tmp_path / 'target'
+    target.write_bytes(b'{"a": 1}')
+    (tmp_path / 'link').symlink_to(target)
+    with pytest.raises(StorageError) as err:
+        fileio.read_json(str(tmp_path / 'link'), 'Snapshot map')
+    assert 'symbolic link' in err.value.msg
 
 
 # --------------------------------------------------------------------------- sparse / thick
@@ -281,8 +340,9 @@ def test_unlink(tmp_path):
     path.write_bytes(b'')
     assert fileio.unlink(str(path)) is True
     assert fileio.unlink(str(path)) is False
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError) as err:
         fileio.unlink(str(tmp_path))      # a directory is not silently ignored
+    assert 'directory' in err.value.msg
 
 
 def test_apply_ownership(tmp_path):
@@ -291,14 +351,23 @@ def test_apply_ownership(tmp_path):
     path = tmp_path / 'f'
     path.write_bytes(b'')
     os.chmod(str(path), 0o644)
-    assert fileio.apply_ownership(str(path), 'nobody', '65534', 0o640) is True
+    uid, gid = fileio.resolve_owner('nobody', '65534')
+    assert fileio.apply_ownership(str(path), uid, gid, 0o640) is True
     st = path.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o640)
-    assert fileio.apply_ownership(str(path), '65534', None, 0o640) is False
-    assert fileio.apply_ownership(str(path), None, None, None) is False
+    assert fileio.apply_ownership(str(path), *fileio.resolve_owner('65534', None), mode=0o640) is False
+    assert fileio.apply_ownership(str(path)) is False
     with pytest.raises(StorageError) as err:
-        fileio.apply_ownership(str(path), 'no-such-user-blockyard', None, None)
+        fileio.resolve_owner('no-such-user-blockyard', None)
     assert 'no-such-user-blockyard' in err.value.msg
+    with pytest.raises(StorageError) as err:
+        fileio.resolve_owner('4294967296', None)
+    assert 'out of range' in err.value.msg
+    link = tmp_path / 'link'
+    link.symlink_to(path)
+    with pytest.raises(StorageError):
+        fileio.apply_ownership(str(link), 0, 0, 0o600)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 def test_reflink_falls_back_without_leaving_a_file(small_tmpfs):

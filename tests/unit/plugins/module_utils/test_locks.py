@@ -222,7 +222,7 @@ def test_lock_in_a_missing_directory(tmp_path):
     with pytest.raises(StorageError) as err:
         with locks.volume_lock(str(tmp_path / 'missing'), 'v', timeout=1):
             pass
-    assert 'Cannot open lock file' in err.value.msg
+    assert 'lock file of volume v' in err.value.msg
     assert locks._held == {}
 
 

@@ -18,8 +18,8 @@ KiB, MiB, GiB, TiB = 1024, 1024 ** 2, 1024 ** 3, 1024 ** 4
 # --------------------------------------------------------------------------- names
 
 @pytest.mark.parametrize('name', [
-    'a', 'Z', '0', 'db01', 'vol-1', 'vol_1', 'vol.1', 'a.b.c', 'A-b_c.D9', '9lives', 'x' * 200,
-    'snapshot', 'tmp-snap-x', 'a-', 'a.', 'a_',
+    'a', 'Z', '0', 'db01', 'vol-1', 'vol_1', 'A-b_cD9', '9lives', 'x' * 200,
+    'snapshot', 'tmp-snap-x', 'a-', 'a_', '6f1c2a8e-0b7d-4c55-9a43-2d1e8f0c9b71',
 ])
 def test_valid_names(name):
     assert naming.validate_name(name) == name
@@ -27,16 +27,22 @@ def test_valid_names(name):
 
 @pytest.mark.parametrize('name, fragments', [
     ('', ['name is empty']),
-    ('a/b', ["'a/b'", 'path separator']),
-    ('/abs', ["'/abs'", 'path separator']),
-    ('a/', ["'a/'", 'path separator']),
-    ('..', ["'..'", 'path separator']),
-    ('.', ["'.'", 'path separator']),
-    ('../x', ["'../x'", 'path separator']),
-    ('a..b', ["'a..b'", '".."']),
+    ('a/b', ["'a/b'", 'contains "/" or "."']),
+    ('/abs', ["'/abs'", 'contains "/" or "."']),
+    ('a/', ["'a/'", 'contains "/" or "."']),
+    ('..', ["'..'", 'contains "/" or "."']),
+    ('.', ["'.'", 'contains "/" or "."']),
+    ('../x', ["'../x'", 'contains "/" or "."']),
+    ('a..b', ["'a..b'", 'no dots']),
+    # a dot would make the name another volume's file: c.s1 is snapshot s1 of c
+    ('c.s1', ["'c.s1'", 'another volume']),
+    ('b.info', ["'b.info'", 'no dots']),
+    ('db.lock', ["'db.lock'", 'no dots']),
+    ('vol.1', ['no dots']),
+    ('a.', ['no dots']),
     ('a\x00b', [r"'a\x00b'", 'NUL byte']),
     ('\x00', ['NUL byte']),
-    ('.hidden', ["'.hidden'", 'must start with a letter or digit']),
+    ('.hidden', ["'.hidden'", 'no dots']),
     ('-dash', ["'-dash'", 'must start with a letter or digit']),
     ('_under', ["'_under'", 'must start with a letter or digit']),
     ('x' * 201, ['201 characters', 'limit is 200']),
@@ -76,7 +82,7 @@ def test_the_object_kind_is_in_the_message():
     assert err.value.msg.startswith('The source volume name')
 
 
-@pytest.mark.parametrize('name', ['info', 'meta', 'lock', 'journal'])
+@pytest.mark.parametrize('name', ['info', 'meta', 'lock', 'journal', 'active', 'part'])
 def test_reserved_snapshot_names(name):
     with pytest.raises(InvalidInput) as err:
         naming.validate_snapshot_name(name)
@@ -86,7 +92,7 @@ def test_reserved_snapshot_names(name):
     assert naming.validate_name(name) == name
 
 
-@pytest.mark.parametrize('name', ['s1', 'information', 'metadata', 'locked', 'journal1', 'Info', 'info.bak'])
+@pytest.mark.parametrize('name', ['s1', 'information', 'metadata', 'locked', 'journal1', 'Info', 'info-bak', 'actively'])
 def test_snapshot_names_close_to_reserved_ones(name):
     assert naming.validate_snapshot_name(name) == name
 
@@ -191,7 +197,8 @@ def test_cinder_file_names():
     ('volume-x.s1', True),
     ('volume-x.aaaa-bbbb', True),
     ('volume-x.tmp-snap-y', True),
-    ('volume-x.info.bak', True),     # a snapshot named "info.bak" is not a sidecar
+    ('volume-x.info.bak', False),    # a snapshot name has no dot
+    ('volume-x.info-bak', True),     # a snapshot named "info-bak" is not a sidecar
     ('volume-x.information', True),
     # sidecars are never part of a chain
     ('volume-x.info', False),
@@ -224,21 +231,51 @@ def test_chain_pattern(filename, matches):
     assert bool(pattern.fullmatch(filename)) is matches
 
 
-def test_chain_pattern_escapes_dots_in_the_volume_name():
-    pattern = naming.chain_pattern('a.b')
-    assert pattern.match('volume-a.b')
-    assert pattern.match('volume-a.b.s1')
-    assert not pattern.match('volume-aXb')
-    assert not pattern.match('volume-aXb.s1')
-    assert not pattern.match('volume-a.b.info')
-
-
-def test_chain_pattern_of_a_prefix_volume_claims_dotted_names():
-    # "volume-a.b" is both volume a.b and snapshot b of volume a: the pattern
-    # of a accepts it (the backend keeps the two apart when creating them)
+def test_chain_pattern_gives_each_file_one_owner():
+    # without dots in names, volume-a.b is snapshot b of a and nobody else's
     assert naming.chain_pattern('a').match('volume-a.b')
-    assert naming.chain_pattern('a.b').match('volume-a.b')
-    assert not naming.chain_pattern('a.b').match('volume-a')
+    assert not naming.chain_pattern('a').match('volume-a.b.c')
+    assert not naming.chain_pattern('ab').match('volume-a.b')
+
+
+@pytest.mark.parametrize('name', ['db01', 'Nightly', 'x' * 36])
+def test_cinder_compatible_names_must_be_uuids(name):
+    with pytest.raises(InvalidInput) as err:
+        naming.validate_name(name, cinder=True)
+    assert 'UUID' in err.value.msg and 'cinder_compatible_names' in err.value.msg
+    assert naming.validate_name('6f1c2a8e-0b7d-4c55-9a43-2d1e8f0c9b71', cinder=True)
+    with pytest.raises(InvalidInput):
+        naming.validate_snapshot_name('6F1C2A8E-0B7D-4C55-9A43-2D1E8F0C9B71', cinder=True)
+
+
+def test_temporary_snapshot_names_stay_short():
+    assert naming.temporary_snapshot('src', 'db01') == 'tmp-snap-db01'
+    uuid = '6f1c2a8e-0b7d-4c55-9a43-2d1e8f0c9b71'
+    assert naming.temporary_snapshot(uuid, uuid) == 'tmp-snap-' + uuid   # Cinder's own name
+    for source, dest in (('v' * 200, 'd' * 40), ('v' * 200, 'd' * 200), ('v' * 40, 'd' * 200)):
+        name = naming.temporary_snapshot(source, dest)
+        assert name.startswith('tmp-snap-') and len(name) == 25
+        naming.check_snapshot_file(source, name)
+
+
+@pytest.mark.parametrize('value, mode', [('0660', 0o660), ('660', 0o660), ('0640', 0o640), ('07777', 0o7777),
+                                         ('0', 0), (None, None)])
+def test_parse_mode(value, mode):
+    assert naming.parse_mode(value) == mode
+
+
+@pytest.mark.parametrize('value', [660, 0o660, True, -1, '-1', '17777', '0888', 'rw', [1], '', '0o660'])
+def test_parse_mode_refuses(value):
+    with pytest.raises(InvalidInput) as err:
+        naming.parse_mode(value)
+    assert 'mode' in err.value.msg
+
+
+def test_sizes_of_2_63_bytes_or_more_are_refused():
+    assert naming.parse_size('%dB' % (2 ** 63 - 512)) == 2 ** 63 - 512
+    for value in ('8E', '%dB' % 2 ** 63, '8388608T', 2 ** 40):
+        with pytest.raises(InvalidInput):
+            naming.parse_size(value)
 
 
 def test_snapshot_file_names_fit_the_file_system():

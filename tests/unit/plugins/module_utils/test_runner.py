@@ -44,7 +44,7 @@ def test_failure_carries_cmd_rc_and_stderr():
     assert exc.details['cmd'] == cmd
     assert exc.details['stderr'] == 'first\nthe reason\n'
     assert exc.details['stdout'] == 'partial\n'
-    assert exc.msg == 'Resizing volume-x: sh exited with 3: the reason'
+    assert exc.msg == 'Resizing volume-x: sh exited with 3: first; the reason'   # the last lines, what then why
     fail = exc.to_fail()
     assert fail['msg'] == exc.msg and fail['rc'] == 3 and fail['cmd'] == cmd
 
