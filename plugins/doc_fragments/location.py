@@ -31,9 +31,9 @@ options:
   shares:
     description:
       - Several shares, each a C(host:/path) string or a dict with keys C(share) and C(options).
-      - A new volume is placed on the mounted share with the most usable free space that passes
-        O(max_over_subscription_ratio) and O(reserved_percentage); an existing volume is found on whichever share
-        holds it. Shares that are not mounted are skipped with a warning.
+      - A new volume (M(blockyard.storage.volume)) is placed on the mounted share with the most usable free space
+        that passes its placement limits (C(max_over_subscription_ratio), C(reserved_percentage)); an existing
+        volume is found on whichever share holds it. Shares that are not mounted are skipped with a warning.
     type: list
     elements: raw
   shares_config:

@@ -45,11 +45,11 @@ def _backend(params, directory, location=None):
 
 def check_placement_options(params):
     ratio = params.get('max_over_subscription_ratio')
-    if ratio is not None and not float(ratio) > 0:
+    if ratio is not None and float(ratio) <= 0:
         raise InvalidInput('max_over_subscription_ratio %r must be greater than 0 (1.0: no over-subscription).'
                            % (ratio,))
     reserve = params.get('reserved_percentage')
-    if reserve is not None and not 0 <= float(reserve) < 100:
+    if reserve is not None and (float(reserve) < 0 or float(reserve) >= 100):
         raise InvalidInput('reserved_percentage %r must be at least 0 and below 100.' % (reserve,))
 
 

@@ -33,7 +33,7 @@ options:
     required: true
   name:
     description:
-      - Snapshot name (same rules as volume names: letters, digits, C(_) and C(-), no dots). C(info), C(meta),
+      - Snapshot name, with the rules of volume names (letters, digits, C(_) and C(-), no dots). C(info), C(meta),
         C(lock), C(journal), C(active) and C(part) are reserved.
     type: str
     required: true

@@ -30,7 +30,7 @@ options:
   name:
     description:
       - Volume name. Letters, digits, C(_) and C(-), starting with a letter or digit, at most 200 characters.
-      - No dots: in the file layout a dot separates volume, snapshot and bookkeeping parts of a file name
+      - No dots, because in the file layout a dot separates volume, snapshot and bookkeeping parts of a file name
         (C(volume-<name>.<snapshot>), C(volume-<name>.info)), so a name with a dot could be another volume's file.
     type: str
     required: true
@@ -79,7 +79,7 @@ options:
     type: str
   mode:
     description:
-      - Permissions of the volume's files, as a quoted octal string such as C("0660") (integers are refused: an
+      - Permissions of the volume's files, as a quoted octal string such as C("0660") (integers are refused, an
         unquoted C(0660) is a different number in YAML).
       - Enforced only when given. A new volume gets C(0660) without it; files of an existing volume keep theirs
         (so a volume adopted from Cinder keeps Cinder's modes).

@@ -28,7 +28,7 @@ options:
   format:
     description:
       - With O(name) only, the format of that volume when it was adopted from a Cinder share and has no C(.meta)
-        record yet (nothing is written: M(blockyard.storage.volume) records it). A directory may hold raw and qcow2
+        record yet (nothing is written here; M(blockyard.storage.volume) records it). A directory may hold raw and qcow2
         volumes side by side, so one format is never applied to all of them.
     type: str
     choices: [raw, qcow2]
@@ -92,7 +92,7 @@ volumes:
     snapshots:
       description:
         - Snapshots oldest first (by their place in the chain), with their overlay (C(overlay)), the file holding
-          their data (C(data_file)), C(stale), and C(pending) (an interrupted operation affects it: its data may
+          their data (C(data_file)), C(stale), and C(pending) (an interrupted operation affects it, its data may
           already be merged away).
       type: list
       elements: dict
@@ -134,8 +134,8 @@ capacity:
       type: int
     allocated_bytes:
       description:
-        - Bytes allocated by volume files (copies in flight and leftovers included). Null when O(name) is given:
-          reading one volume does not read the others.
+        - Bytes allocated by volume files (copies in flight and leftovers included). Null when O(name) is given,
+          because reading one volume does not read the others.
       type: int
     provisioned_bytes:
       description: Sum of the volumes' sizes. Null when O(name) is given.

@@ -296,7 +296,9 @@ def kill_and_check(workdir, op, name, skip, path):
         if path == 'B':
             # another task on each volume: recovers, nothing else
             for vol in op.volumes_touched:
-                changed, _r, _d = volumes.ensure_snapshot(sc.sparams(directory, vol, 'unrelated', 'absent'), False)
+                changed, res_b, _d = volumes.ensure_snapshot(sc.sparams(directory, vol, 'unrelated', 'absent'), False)
+                problems += ['%s: a journal of our own was discarded: %s' % (label, w)
+                             for w in res_b.get('warnings', []) if 'Discarded' in w]
                 for problem in check_invariants(directory, vol):
                     problems.append('%s: after recovery: %s' % (label, problem))
                 if os.path.exists(os.path.join(directory, 'volume-%s.journal' % vol)):
@@ -305,6 +307,8 @@ def kill_and_check(workdir, op, name, skip, path):
                 if left:
                     problems.append('%s: after recovery, files of %s nothing names: %s' % (label, vol, left))
         changed, result, _diff = getattr(volumes, op.func)(op.params(directory), False)
+        problems += ['%s: a journal of our own was discarded: %s' % (label, w)
+                     for w in result.get('warnings', []) if 'Discarded' in w]
         op.verify(directory, ctx)
         changed, result, _diff = getattr(volumes, op.func)(op.params(directory), False)
         if changed:

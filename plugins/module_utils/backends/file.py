@@ -438,13 +438,14 @@ class FileBackend(Backend):
                                    % (journal['snapshot'], info[journal['snapshot']], journal['file']))
             if journal['mode'] != 'stale':
                 volume = self.require(book.volume)
+                upper = volume.entry(journal['upper']) if journal['mode'] == 'middle' else None
+                rebased = upper is not None and upper.backing_file == journal['base']
                 entry = volume.entry(journal['file'])
-                if entry is None or entry.backing_file != journal['base']:
+                if not rebased and (entry is None or entry.backing_file != journal['base']):
                     raise JournalStale('%s is no longer backed by %s' % (journal['file'], journal['base']))
-                if journal['mode'] == 'middle':
-                    upper = volume.entry(journal['upper'])
-                    if upper is None or upper.backing_file not in (journal['file'], journal['base']):
-                        raise JournalStale('%s is no longer above %s' % (journal['upper'], journal['file']))
+                if journal['mode'] == 'middle' and not rebased and (upper is None
+                                                                    or upper.backing_file != journal['file']):
+                    raise JournalStale('%s is no longer above %s' % (journal['upper'], journal['file']))
         elif journal['file'] in info.values():
             return      # the map changed meanwhile and still uses the file: nothing of ours to remove
         self._finish_snapshot_delete(book, journal)
@@ -525,8 +526,8 @@ class FileBackend(Backend):
         if volume.managed and volume.virtual_size > volume.size:
             # size was restated at or above what another tool grew it to
             plan.warnings.append('Volume %s holds %s although %s was recorded (grown by another tool, e.g. Cinder): '
-                                 'adopting the larger size.' % (name, naming.human_size(volume.virtual_size),
-                                                               naming.human_size(volume.size)))
+                                 'adopting the larger size.'
+                                 % (name, naming.human_size(volume.virtual_size), naming.human_size(volume.size)))
             plan.add('record the size %s of volume %s (grown outside this collection)'
                      % (naming.human_size(volume.virtual_size), name),
                      volume.book.write_meta, volume.format, volume.virtual_size, provisioning)
