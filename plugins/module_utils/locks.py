@@ -111,6 +111,16 @@ def volume_locks(pairs, timeout=DEFAULT_TIMEOUT):
         yield
 
 
+def check_lock_file(directory, volume):
+    """What taking the lock would refuse, without taking it (check mode
+    writes nothing, not even a lock file, but predicts the real run)."""
+    path = lock_path(directory, volume)
+    try:
+        fileio.lstat_regular(path)
+    except StorageError as exc:
+        raise StorageError('The lock file %s of volume %s cannot be used: %s' % (path, volume, exc.msg), path=path)
+
+
 def remove_lock(directory, volume):
     """Remove a volume's lock file while holding it (volume deleted)."""
     try:

@@ -145,7 +145,7 @@ class Bookkeeping:
     def _refused(self, why):
         return ('The operation journal %s of volume %s is not one this collection wrote: %s. Refusing to act on it. '
                 'Check the volume\'s files (volume_info); if no operation is running on it, remove the journal by '
-                'hand, or delete the volume with state=absent force=true.' % (self.journal_path, self.volume, why))
+                'hand, or delete the volume with state=absent force=true.' % (self.journal_path, self.volume, why.rstrip('.')))
 
     def _journal_problem(self, journal):
         op = journal.get('op')

@@ -153,6 +153,8 @@ def locked(check_mode, *holders):
     fixed order (none in check mode: nothing may be written). A lock file is
     removed again when its volume does not exist afterwards."""
     if check_mode:
+        for backend, name in holders:
+            locks.check_lock_file(backend.directory, name)
         yield
         return
     with locks.volume_locks([(backend.directory, name) for backend, name in holders]):
@@ -213,6 +215,9 @@ def ensure_volume(params, check_mode):
         backend, notes = locate(params, name, size, provisioning or 'thin')
     source = volume_source(params, src_backend or backend) if state == 'present' else None
     holders = [(backend, name)] + ([(src_backend, params['source_volume'])] if src_backend else [])
+    # a lock file with no volume is a leftover (of an interrupted run, or of
+    # Cinder's delete_volume, which knows nothing of it): absent removes it
+    lone_lock = state == 'absent' and os.path.lexists(locks.lock_path(backend.directory, name))
 
     with locked(check_mode, *holders):
         actions = []
@@ -224,6 +229,8 @@ def ensure_volume(params, check_mode):
                                                 adopt_format=params.get('format'))
         else:
             plan, before = backend.plan_absent(name, params.get('force'))
+            if lone_lock and not plan and before is None:
+                plan.add('remove leftover lock file %s' % os.path.basename(locks.lock_path(backend.directory, name)))
         before_desc = backend.describe(before)
         actions += plan.actions
         if check_mode or not plan:

@@ -211,6 +211,16 @@ class FileBackend(Backend):
                               'touch it. Inspect the files and the .info map.'
                               % (name, bottom.file, bottom.format, book.base, base_fmt), path=bottom.path)
         base_fmt = base_fmt or bottom.format
+        larger = [item for item in chain if limit is not None and item.virtual_size > limit]
+        if larger:
+            # a raw file is its own size: Cinder's extend grows it in place
+            grown = max(item.virtual_size for item in larger)
+            raise UnsafeImage('Volume %s: %s holds %d bytes (%s), above the %d bytes recorded for the volume. Another '
+                              'tool (Cinder\'s extend) may have grown it: if so, restate size: %s (or more) with '
+                              'blockyard.storage.volume to adopt that size. Nothing was touched.'
+                              % (name, larger[0].file, grown, naming.human_size(grown), limit,
+                                 naming.human_size(_round_up(grown, 1024 ** 2))),
+                              path=larger[0].path, volume=name, reason='too_large', virtual_size=grown)
         if managed:
             return FileVolume(book, base_fmt, meta['size_bytes'], meta['provisioning'], info, chain, True, pending)
         return FileVolume(book, base_fmt, chain[0].virtual_size, 'thin', info, chain, False, pending)
@@ -820,6 +830,16 @@ class FileBackend(Backend):
         fileio.unlink(book.meta_path)
         fileio.fsync_dir(self.directory)
 
+    def _record_adopted(self, plan, volume):
+        """A volume adopted from Cinder whose format was inferred (from its
+        overlays) is recorded when a task changes it, so that it stays known
+        once Cinder has merged those overlays away."""
+        if plan and not volume.managed:
+            plan.steps.insert(0, ('record volume %s as %s, %s (adopted, no record yet)'
+                                  % (volume.name, volume.format, naming.human_size(volume.size)),
+                                  volume.book.write_meta, (volume.format, volume.size, volume.provisioning), {}))
+        return plan
+
     # ------------------------------------------------------------ snapshots
     def plan_snapshot_present(self, name, snap):
         plan = Plan('snapshot_present')
@@ -840,7 +860,7 @@ class FileBackend(Backend):
                  volume.chain[0].virtual_size)
         plan.add('', volume.book.clear_journal)
         plan.after_info = dict(volume.info or {'active': volume.active}, active=overlay, **{snap: overlay})
-        return plan, volume
+        return self._record_adopted(plan, volume), volume
 
     def _snapshot_create_files(self, book, snap, active, active_fmt, size):
         overlay = naming.snapshot_file(book.volume, snap)
@@ -885,7 +905,7 @@ class FileBackend(Backend):
         if mode == 'active':
             after['active'] = entry['base']
         plan.after_info = after
-        return plan, volume
+        return self._record_adopted(plan, volume), volume
 
     def _forget_if_untouched(self, book, filename, before):
         """The undo of a snapshot delete that failed cleanly: when the commit
@@ -964,7 +984,9 @@ class FileBackend(Backend):
         plan = Plan('snapshot_revert')
         volume = self.require(name)
         if snap not in volume.snapshots:
-            raise NotFound('Snapshot %s of volume %s does not exist: nothing to revert to.' % (snap, name))
+            raise NotFound('Snapshot %s of volume %s does not exist: nothing to revert to. Choose its latest snapshot '
+                           '(it has: %s; see blockyard.storage.volume_info).'
+                           % (snap, name, ', '.join(volume.ordered_snapshots()) or 'none'))
         latest = [s for s, f in volume.snapshots.items() if f == volume.active]
         if volume.snapshots[snap] != volume.active:
             raise Conflict('Snapshot %s is not the latest snapshot of volume %s (%s is): only the latest can be '
@@ -981,7 +1003,7 @@ class FileBackend(Backend):
                  % (snap, top.file, top.backing_file),
                  self._revert_files, volume, tmp)
         plan.add('', volume.book.clear_journal)
-        return plan, volume
+        return self._record_adopted(plan, volume), volume
 
     @staticmethod
     def _has_new_data(path):
