@@ -33,7 +33,7 @@ copy_collection() {
     rm -rf "$COLL_DIR"
     mkdir -p "$COLL_DIR"
     tar -C "$ROOT" -cf - \
-        --exclude=./.git --exclude=./.venv --exclude=./.build \
+        --exclude=./.git --exclude=./.venv --exclude=./.venv-cinder --exclude=./.build \
         --exclude=./collections --exclude=./demo-volumes \
         --exclude=./tests/output --exclude=./tests/integration/inventory \
         --exclude=./benchmarks/results.json \

@@ -240,6 +240,15 @@ def read_json(path, what):
     return data
 
 
+def rename(src, dst):
+    """Rename one of our files into place, then flush the directory."""
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        raise os_error(exc, 'Moving %s into place as %s' % (os.path.basename(src), os.path.basename(dst)), dst)
+    fsync_dir(os.path.dirname(dst))
+
+
 def unlink(path):
     """Remove one of our files if present; return True when something was
     removed. A directory is refused (never ours), a link is removed as a

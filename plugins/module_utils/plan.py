@@ -46,8 +46,13 @@ class Plan:
     def on_failure(self, func, *args, **kwargs):
         """Register an undo for a step that fails cleanly (an exception, not
         a crash: a crash is left to the journal and the next run). Undos run
-        newest first; an undo that fails itself does not hide the error."""
-        self.rollbacks.append((func, args, kwargs))
+        newest first (last=True: after all the others); an undo that fails
+        itself does not hide the error."""
+        entry = (func, args, kwargs)
+        if kwargs.pop('last', False):
+            self.rollbacks.insert(0, entry)
+        else:
+            self.rollbacks.append(entry)
         return self
 
     def execute(self):

@@ -605,8 +605,7 @@ class FileBackend(Backend):
                            % (book.volume, base_path))
         fileio.fsync_file(book.path(part))      # the data reaches the disk before any record names it
         book.write_journal(dict(journal, made_base=True))
-        os.rename(book.path(part), base_path)
-        fileio.fsync_dir(self.directory)
+        fileio.rename(book.path(part), base_path)
 
     def _create_blank(self, path, fmt, size, provisioning):
         fileio.unlink(path)
@@ -675,7 +674,9 @@ class FileBackend(Backend):
             raise Conflict('Volume %s already has a snapshot %s: a clone into %s is in progress or was interrupted. '
                            'Re-run after it ends.' % (src.name, tmp, book.volume))
         journal = {'op': 'clone', 'snapshot': tmp, 'had_info': src.info is not None}
-        plan.on_failure(src_backend._abandon_clone, src.book, tmp, journal['had_info'])
+        # undone after the copy's part file is gone: on ENOSPC that frees the
+        # room the source's map needs to be put back
+        plan.on_failure(src_backend._abandon_clone, src.book, tmp, journal['had_info'], last=True)
         plan.add('', src.book.write_journal, journal)
         plan.add('create temporary snapshot %s of %s' % (tmp, src.name),
                  src_backend._snapshot_create_files, src.book, tmp, src.active, src.active_format,
@@ -1022,8 +1023,7 @@ class FileBackend(Backend):
         self._own(tmp_path, top.path)           # the new overlay keeps the replaced one's owner and mode
         fileio.fsync_file(tmp_path)
         checkpoint('revert.created')
-        os.rename(tmp_path, top.path)
-        fileio.fsync_dir(self.directory)
+        fileio.rename(tmp_path, top.path)
 
 
 def _round_up(value, unit):
