@@ -42,7 +42,7 @@ LOCATION = dict(backend='file', mount_point_base='/var/lib/blockyard/mnt', reser
 
 # ------------------------------------------------------------------ the core
 def vparams(directory, name, **kwargs):
-    params = dict(LOCATION, volume_dir=directory, name=name, state='present', provisioning='thin', mode=None,
+    params = dict(LOCATION, volume_dir=directory, name=name, state='present', provisioning=None, mode=None,
                   force=False)
     params.update(kwargs)
     return params

@@ -381,3 +381,14 @@ def test_ownership_is_kept_unless_given(vdir):
     for name in ('volume-C', 'volume-C.s2', 'volume-C.info'):
         st = os.stat(os.path.join(vdir, name))
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o666), name
+
+
+def test_an_extension_keeps_the_recorded_provisioning(vdir):
+    """provisioning=thin on a thick volume is ignored with a warning: the
+    extension is allocated like the rest of the volume."""
+    sc.volume(vdir, 'T', size='4M', provisioning='thick')
+    changed, result, _diff = sc.volume(vdir, 'T', size='8M', provisioning='thin')
+    assert changed and any('ignored' in w for w in result['warnings'])
+    st = os.stat(os.path.join(vdir, 'volume-T'))
+    assert st.st_size == 8 * MIB and st.st_blocks * 512 >= 8 * MIB
+    assert sc.info_of(vdir, 'T')['provisioning'] == 'thick'

@@ -527,7 +527,7 @@ class FileBackend(Backend):
         if provisioning and volume.managed and provisioning != volume.provisioning:
             plan.warnings.append('Volume %s is recorded as %s; provisioning=%s is ignored for an existing volume '
                                  '(no conversion in place).' % (name, volume.provisioning, provisioning))
-        provisioning = provisioning or volume.provisioning
+        provisioning = volume.provisioning     # no conversion in place: an extension keeps it
         if volume.format != fmt:
             raise Conflict('Volume %s exists as %s, not %s: a volume\'s format cannot be changed in place. Use '
                            'format=%s, or create a new volume from it (source_volume) in the other format.'
