@@ -11,9 +11,10 @@ import traceback
 from ansible_collections.blockyard.storage.plugins.module_utils import fileio
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError
 
-# Options documented by the doc fragment blockyard.storage.location.
+# blockyard.storage.location: the backend
 LOCATION_ARGS = dict(
     backend=dict(type='str', default='file', choices=['file']),
+    # blockyard.storage.file: where the file backend keeps volumes
     volume_dir=dict(type='path'),
     share=dict(type='str'),
     shares=dict(type='list', elements='raw'),
@@ -29,10 +30,19 @@ PLACEMENT_ARGS = dict(
 LOCATION_EXCLUSIVE = [('volume_dir', 'share'), ('volume_dir', 'shares'), ('volume_dir', 'shares_config')]
 
 
-def location_args(placement=False, **extra):
+# blockyard.storage.file.ownership
+OWNERSHIP_ARGS = dict(
+    owner=dict(type='str'),
+    group=dict(type='str'),
+    mode=dict(type='raw'),
+)
+
+
+def location_args(placement=False, ownership=False, **extra):
     spec = dict((k, dict(v)) for k, v in LOCATION_ARGS.items())
-    if placement:
-        spec.update((k, dict(v)) for k, v in PLACEMENT_ARGS.items())
+    for wanted, args in ((placement, PLACEMENT_ARGS), (ownership, OWNERSHIP_ARGS)):
+        if wanted:
+            spec.update((k, dict(v)) for k, v in args.items())
     spec.update(extra)
     return spec
 

@@ -54,3 +54,15 @@ class CommandFailed(StorageError):
 
 class LockTimeout(StorageError):
     """Another operation holds the lock of the object for too long."""
+
+
+class Unsupported(StorageError):
+    """The backend lacks a capability the request needs."""
+
+
+class Busy(StorageError):
+    """The object is in use (children, watchers, sessions, a running guest)."""
+
+
+class MissingDependency(StorageError):
+    """A library a backend needs is not installed on the managed host."""

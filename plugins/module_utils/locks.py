@@ -27,14 +27,15 @@ import time
 
 from ansible_collections.blockyard.storage.plugins.module_utils import fileio
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import LockTimeout, StorageError
-from ansible_collections.blockyard.storage.plugins.module_utils.naming import sidecar_file
 
 DEFAULT_TIMEOUT = 600
 _held = {}
 
 
 def lock_path(directory, volume):
-    return os.path.join(directory, sidecar_file(volume, 'lock'))
+    """The lock file of a volume kept as files (volume-<name>.lock beside it,
+    the file backend's layout); other backends lock elsewhere."""
+    return os.path.join(directory, 'volume-%s.lock' % volume)
 
 
 @contextlib.contextmanager

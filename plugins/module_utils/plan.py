@@ -7,6 +7,7 @@ returns and every result reports as `actions`), then performs them."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError
 from ansible_collections.blockyard.storage.plugins.module_utils.runner import checkpoint
 
 
@@ -14,9 +15,8 @@ class Plan:
     def __init__(self, name='plan'):
         self.name = name
         self.steps = []
-        self.after_info = None
+        self.after = None       # the Volume the plan leaves (None: absent); check mode reports it
         self.warnings = []
-        self.size = None        # size of the volume a create plan makes (check mode reports it)
         self.rollbacks = []
         self.diff_changes = []  # files whose owner/group/mode the plan changes (the diff shows them)
 
@@ -56,12 +56,18 @@ class Plan:
         return self
 
     def execute(self):
+        done = []
         try:
-            for index, (_text, func, args, kwargs) in enumerate(self.steps):
+            for index, (text, func, args, kwargs) in enumerate(self.steps):
                 checkpoint('%s.%d' % (self.name, index))
                 if func is not None:
                     func(*args, **kwargs)
-        except Exception:
+                if text:
+                    done.append(text)
+        except Exception as exc:
+            # a failed run reports what it had done before the error
+            if isinstance(exc, StorageError):
+                exc.details['actions_done'] = done
             for func, args, kwargs in reversed(self.rollbacks):
                 try:
                     func(*args, **kwargs)

@@ -29,6 +29,20 @@ def _path(path):
     return path
 
 
+def _source(ref):
+    """(format, filename) of a DataRef: a file or block device by absolute
+    path; an RBD image as qemu's rbd: filename with its connection."""
+    if ref.kind in ('file', 'block'):
+        return _fmt(ref.format), _path(ref.path)
+    spec = 'rbd:%s/%s' % (ref.pool, ref.image)
+    if ref.snapshot:
+        spec += '@%s' % ref.snapshot
+    for key, option in (('conf', 'conf'), ('user', 'id'), ('keyring', 'keyring')):
+        if ref.cluster.get(key):
+            spec += ':%s=%s' % (option, ref.cluster[key])
+    return _fmt(ref.format), spec
+
+
 def _fmt(fmt):
     if fmt not in FORMATS:
         raise InvalidInput('Image format %r is not supported: use raw or qcow2.' % fmt)
@@ -75,14 +89,16 @@ def create(path, fmt, size=None, backing=None, backing_fmt=None, preallocation=N
     _run(args, 'Creating %s image %s' % (fmt, path))
 
 
-def convert(src, src_fmt, dst, dst_fmt, preallocation=None, sparse=True):
-    args = ['convert', '-q', '-f', _fmt(src_fmt), '-O', _fmt(dst_fmt)]
+def convert(src, dst, dst_fmt, preallocation=None, sparse=True):
+    """Copy the data of src (a model.DataRef) into the file dst."""
+    src_fmt, src_name = _source(src)
+    args = ['convert', '-q', '-f', src_fmt, '-O', _fmt(dst_fmt)]
     if dst_fmt == 'qcow2':
         args += ['-o', 'compat=1.1' + (',preallocation=%s' % preallocation if preallocation else '')]
     if not sparse:
         args += ['-S', '0']
-    args += [_path(src), _path(dst)]
-    _run(args, 'Copying %s into %s' % (src, dst))
+    args += [src_name, _path(dst)]
+    _run(args, 'Copying %s into %s' % (src.describe(), dst))
 
 
 def resize(path, fmt, size):

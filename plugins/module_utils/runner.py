@@ -51,13 +51,60 @@ def _limiter(cpu_seconds, address_space):
     return apply
 
 
-def run(cmd, check=True, timeout=DEFAULT_TIMEOUT, retries=0, retry_delay=1.0, data=None,
-        cpu_seconds=None, address_space=None, env=None, what=None, ok_rcs=(0,)):
+REDACTED = '********'
+
+
+def redact(text, secrets):
+    """text with every secret replaced (CHAP passwords, Ceph keys)."""
+    if isinstance(text, list):
+        return [redact(item, secrets) for item in text]
+    for secret in secrets or ():
+        if secret and isinstance(text, str):
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+class Runner:
+    """Runs commands for the core. Unit tests replace it with `use()` (a
+    fake that records argv and answers with canned results), without
+    patching any module's globals."""
+
+    def run(self, cmd, **kwargs):
+        return _execute(cmd, **kwargs)
+
+
+_current = [Runner()]
+
+
+def use(runner):
+    """Context manager: run commands through `runner` (an object with a
+    run(cmd, **kwargs) method) for its duration."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def swap():
+        _current.append(runner)
+        try:
+            yield runner
+        finally:
+            _current.remove(runner)
+    return swap()
+
+
+def run(cmd, **kwargs):
+    """Run cmd (a list) and return a Result, through the current runner
+    (see _execute for the keywords)."""
+    return _current[-1].run(cmd, **kwargs)
+
+
+def _execute(cmd, check=True, timeout=DEFAULT_TIMEOUT, retries=0, retry_delay=1.0, data=None,
+             cpu_seconds=None, address_space=None, env=None, what=None, ok_rcs=(0,), secrets=()):
     """Run cmd (a list) and return a Result.
 
     With check, a return code outside ok_rcs raises CommandFailed whose
     message starts with `what` (what we were doing, on which object).
-    Retries re-run a failed command `retries` more times.
+    Retries re-run a failed command `retries` more times. secrets: values
+    that must never appear in an error (cmd, stdout, stderr are redacted).
     """
     cmd = [str(c) for c in cmd]
     full_env = dict(os.environ)
@@ -74,7 +121,7 @@ def run(cmd, check=True, timeout=DEFAULT_TIMEOUT, retries=0, retry_delay=1.0, da
                                     preexec_fn=preexec, close_fds=True)
         except OSError as exc:
             raise CommandFailed('%s: cannot run %s: %s. Install the package that provides it (see bindep.txt).'
-                                % (what or 'Running a command', cmd[0], exc), cmd=cmd, rc=None)
+                                % (what or 'Running a command', cmd[0], exc), cmd=redact(cmd, secrets), rc=None)
         try:
             out, err = proc.communicate(input=data, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -86,7 +133,8 @@ def run(cmd, check=True, timeout=DEFAULT_TIMEOUT, retries=0, retry_delay=1.0, da
                 continue
             raise CommandFailed('%s: command timed out after %ss. Check that the storage behind it responds, '
                                 'then re-run.' % (what or 'Running %s' % cmd[0], timeout),
-                                cmd=cmd, rc=None, stdout=result.stdout, stderr=result.stderr)
+                                cmd=redact(cmd, secrets), rc=None, stdout=redact(result.stdout, secrets),
+                                stderr=redact(result.stderr, secrets))
         result = Result(cmd, proc.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace'))
         if not check or result.rc in ok_rcs:
             return result
@@ -98,6 +146,8 @@ def run(cmd, check=True, timeout=DEFAULT_TIMEOUT, retries=0, retry_delay=1.0, da
         reason = '; '.join(lines[-3:]) if lines else 'no error output'
         if result.rc is not None and result.rc < 0:
             reason = 'killed by signal %d (resource limit?); %s' % (-result.rc, reason)
-        raise CommandFailed('%s: %s exited with %s: %s' % (what or 'Running %s' % cmd[0], os.path.basename(cmd[0]),
-                                                           result.rc, reason),
-                            cmd=cmd, rc=result.rc, stdout=result.stdout, stderr=result.stderr)
+        raise CommandFailed(redact('%s: %s exited with %s: %s' % (what or 'Running %s' % cmd[0],
+                                                                  os.path.basename(cmd[0]), result.rc, reason),
+                                   secrets),
+                            cmd=redact(cmd, secrets), rc=result.rc, stdout=redact(result.stdout, secrets),
+                            stderr=redact(result.stderr, secrets))

@@ -587,3 +587,16 @@ def ensure_shares(params, check_mode):
     if warnings:
         result['warnings'] = warnings
     return changed, result, None
+
+
+def share_lines(params):
+    """The shares named by the share, shares and shares_config options."""
+    lines = []
+    if params.get('share'):
+        lines.append(ShareLine(validate_share(params['share'])))
+    for item in params.get('shares') or []:
+        share = item.get('share') if isinstance(item, dict) else item
+        lines.append(ShareLine(validate_share(share), item.get('options') if isinstance(item, dict) else None))
+    if params.get('shares_config'):
+        lines.extend(read_shares_config(params['shares_config']))
+    return lines

@@ -26,6 +26,11 @@ author:
   - Blockyard storage team (@blockyard)
 extends_documentation_fragment:
   - blockyard.storage.location
+  - blockyard.storage.file
+  - blockyard.storage.file.ownership
+  - blockyard.storage.attributes
+requirements:
+  - qemu-img (Debian/Ubuntu package qemu-utils) on the managed host.
 options:
   volume:
     description: Name of the volume.
@@ -44,19 +49,8 @@ options:
     type: str
     default: present
     choices: [present, absent, reverted]
-  owner:
-    description: Owner of a new overlay file.
-    type: str
-  group:
-    description: Group of a new overlay file.
-    type: str
-  mode:
-    description:
-      - Permissions of a new overlay file, as a quoted octal string such as C("0660"). Without O(owner), O(group)
-        and O(mode), a new overlay takes those of the volume's active file (so a non-root qemu keeps its disk).
-    type: raw
 notes:
-  - Supports check mode and diff mode (the diff shows the C(.info) map before and after).
+  - Supports check mode and diff mode (the diff shows the volume's snapshots before and after).
   - The volume must not be in use by a running guest; online snapshots are not supported.
 seealso:
   - module: blockyard.storage.volume
@@ -86,7 +80,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 snapshot:
-  description: The snapshot after the task (in check mode, as it would be).
+  description:
+    - The snapshot after the task (in check mode, as it would be); the same keys for every backend, what only one
+      backend has under C(details). Only name, volume, location and state when absent.
   returned: always
   type: dict
   contains:
@@ -101,25 +97,26 @@ snapshot:
     state:
       description: V(present), V(reverted) or V(absent).
       type: str
-    overlay:
-      description: The overlay file the C(.info) map names for the snapshot.
+    location:
+      description: Where the volume lives (the share, or the directory).
       type: str
-      sample: volume-db01.nightly
-    overlay_path:
-      description: Absolute path of the overlay.
-      type: str
-    data_file:
-      description: The file holding the snapshot's point in time (the overlay's backing file).
-      type: str
-      sample: volume-db01
     size_bytes:
-      description: Virtual size of the snapshot.
+      description: Size of the snapshot's point in time.
       type: int
-    provider_location:
-      description: The share or directory of the volume.
-      type: str
-provider_location:
-  description: The share or directory of the volume.
+    dependent:
+      description: Whether something outside the volume depends on the snapshot.
+      type: bool
+    pending:
+      description: Whether an interrupted operation affects the snapshot.
+      type: bool
+    details:
+      description:
+        - Backend-only facts. File backend, C(overlay) (the file the C(.info) map names), C(overlay_path),
+          C(data_file) (the file holding the point in time), C(stale) and C(snapshot_map) (the volume's C(.info)
+          map).
+      type: dict
+location:
+  description: Where the volume lives.
   returned: always
   type: str
 actions:
@@ -128,7 +125,7 @@ actions:
   type: list
   elements: str
 diff:
-  description: The C(.info) map before and after.
+  description: The volume's snapshots before and after (and, for a revert, what it discards).
   returned: always
   type: dict
 '''
@@ -141,12 +138,10 @@ from ansible_collections.blockyard.storage.plugins.module_utils import common, v
 def main():
     module = AnsibleModule(
         argument_spec=common.location_args(
+            ownership=True,
             volume=dict(type='str', required=True),
             name=dict(type='str', required=True),
             state=dict(type='str', default='present', choices=['present', 'absent', 'reverted']),
-            owner=dict(type='str'),
-            group=dict(type='str'),
-            mode=dict(type='raw'),
         ),
         mutually_exclusive=common.LOCATION_EXCLUSIVE,
         supports_check_mode=True,

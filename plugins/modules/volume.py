@@ -26,6 +26,11 @@ author:
 extends_documentation_fragment:
   - blockyard.storage.location
   - blockyard.storage.location.placement
+  - blockyard.storage.file
+  - blockyard.storage.file.ownership
+  - blockyard.storage.attributes
+requirements:
+  - qemu-img (Debian/Ubuntu package qemu-utils) on the managed host, for qcow2 volumes, snapshots and copies.
 options:
   name:
     description:
@@ -69,21 +74,6 @@ options:
         place).
     type: str
     choices: [thin, thick]
-  owner:
-    description:
-      - Owner of the volume's files (name or uid). Enforced only when given; an unknown user is an error (in check
-        mode too).
-    type: str
-  group:
-    description: Group of the volume's files (name or gid). Enforced only when given.
-    type: str
-  mode:
-    description:
-      - Permissions of the volume's files, as a quoted octal string such as C("0660") (integers are refused, an
-        unquoted C(0660) is a different number in YAML).
-      - Enforced only when given. A new volume gets C(0660) without it; files of an existing volume keep theirs
-        (so a volume adopted from Cinder keeps Cinder's modes).
-    type: raw
   force:
     description:
       - With O(state=absent), delete a volume that has snapshots, with its whole chain.
@@ -113,6 +103,8 @@ options:
     choices: [raw, qcow2]
 notes:
   - Supports check mode (nothing is written, not even a lock file) and diff mode.
+  - A copy is placed beside its source when that location passes the placement limits, else in the location that
+    passes them best, so a copy can go from one share to another.
 seealso:
   - module: blockyard.storage.volume_info
   - module: blockyard.storage.snapshot
@@ -179,7 +171,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 volume:
-  description: The volume after the task (in check mode, as it would be). Only name, backend and state when absent.
+  description:
+    - The volume after the task (in check mode, as it would be). The keys are the same for every backend; what only
+      one backend has is under C(details). Only name, backend, location and state when absent.
   returned: always
   type: dict
   contains:
@@ -195,24 +189,12 @@ volume:
       description: Backend kind.
       type: str
       sample: file
-    provider_location:
-      description: The share holding the volume, or its directory.
+    location:
+      description: Where the volume lives (the share, or the directory).
       type: str
       sample: gluster1:/volumes
-    path:
-      description: Absolute path of the active file (what a hypervisor opens).
-      type: str
-      sample: /srv/volumes/volume-db01
-    active_file:
-      description: Basename of the active file.
-      type: str
-      sample: volume-db01
     format:
-      description: Format of the base file.
-      type: str
-      sample: raw
-    active_format:
-      description: Format of the active file (qcow2 while snapshots exist).
+      description: Format of the volume's data (of its base file for O(backend=file)).
       type: str
       sample: raw
     provisioning:
@@ -220,40 +202,36 @@ volume:
       type: str
       sample: thin
     size_bytes:
-      description: Recorded size in bytes.
-      type: int
-      sample: 10737418240
-    virtual_bytes:
-      description: Virtual size of the active file.
+      description: Size of the volume in bytes.
       type: int
       sample: 10737418240
     allocated_bytes:
-      description: Bytes allocated on disk by the whole chain.
+      description: Bytes allocated by the volume and its snapshots (null in check mode for a new volume).
       type: int
       sample: 4096
-    snapshots:
-      description:
-        - Snapshots, oldest first (by their place in the chain), with their overlay, the file holding their data,
-          whether they are stale, and whether an interrupted operation affects them (C(pending)).
-      type: list
-      elements: dict
     managed:
       description: Whether the collection has a record of the volume (false for a Cinder volume not adopted yet).
       type: bool
-    pending_operation:
+    snapshots:
       description:
-        - The interrupted operation recorded in the volume's journal (C(op), its fields and C(journal)), or null.
-          Any task on the volume completes it first; with an C(error) key when the journal is not valid.
-      type: dict
-    snapshot_map:
-      description: The C(.info) map (or its equivalent when there is no file).
-      type: dict
-    chain:
-      description: Files of the qcow2 chain, active first.
+        - Snapshots, oldest first, each with C(name), C(volume), C(size_bytes) (of its point in time), C(dependent),
+          C(pending) (an interrupted operation affects it) and C(details) (file backend, C(overlay), C(overlay_path),
+          C(data_file), C(stale)).
       type: list
       elements: dict
-provider_location:
-  description: The share (or directory) holding the volume.
+    pending_operation:
+      description:
+        - The interrupted operation recorded for the volume (C(op), its fields and C(journal)), or null. Any task on
+          the volume completes it first; with an C(error) key when its record is not valid.
+      type: dict
+    details:
+      description:
+        - Backend-only facts. File backend, C(directory), C(path) (absolute path of the active file, what a
+          hypervisor opens), C(active_file), C(active_format), C(virtual_bytes), C(snapshot_map) (the C(.info) map)
+          and C(chain) (the files of the qcow2 chain, active first).
+      type: dict
+location:
+  description: Where the volume lives (the share, or the directory).
   returned: always
   type: str
   sample: gluster1:/volumes
@@ -264,7 +242,7 @@ actions:
   elements: str
   sample: ["create sparse raw file volume-db01 of 10G", "record volume db01 (raw, thin, 10G)"]
 diff:
-  description: The volume's format, size, provisioning, active file and snapshots before and after.
+  description: The volume's format, size, provisioning, whether it is recorded, and its snapshots before and after.
   returned: always
   type: dict
 '''
@@ -278,14 +256,12 @@ def main():
     module = AnsibleModule(
         argument_spec=common.location_args(
             placement=True,
+            ownership=True,
             name=dict(type='str', required=True),
             state=dict(type='str', default='present', choices=['present', 'absent']),
             size=dict(type='raw'),
             format=dict(type='str', choices=['raw', 'qcow2']),
             provisioning=dict(type='str', choices=['thin', 'thick']),
-            owner=dict(type='str'),
-            group=dict(type='str'),
-            mode=dict(type='raw'),
             force=dict(type='bool', default=False),
             source_volume=dict(type='str'),
             source_snapshot=dict(type='str'),

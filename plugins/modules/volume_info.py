@@ -16,11 +16,15 @@ description:
   - Chains are read with the collection's own qcow2 header reader (one small read per file, no qemu-img process)
     under the same image-safety checks as every other module. A volume that fails them is listed with an C(error)
     key instead of its details (and fails the task when asked for by O(name)).
-  - Reports capacity per share (or directory) and in total; takes no lock and writes nothing.
+  - Reports capacity per location (share or directory) and in total; takes no lock and writes nothing.
 author:
   - Blockyard storage team (@blockyard)
 extends_documentation_fragment:
   - blockyard.storage.location
+  - blockyard.storage.file
+  - blockyard.storage.attributes.info_module
+requirements:
+  - Nothing beyond Python on the managed host (qcow2 headers are read by the collection itself).
 options:
   name:
     description: Report only this volume. Without it, every volume of the location.
@@ -32,8 +36,6 @@ options:
         volumes side by side, so one format is never applied to all of them.
     type: str
     choices: [raw, qcow2]
-notes:
-  - Read-only; supports check mode.
 seealso:
   - module: blockyard.storage.volume
 '''
@@ -46,7 +48,7 @@ EXAMPLES = r'''
 
 - name: Show one volume's chain
   ansible.builtin.debug:
-    var: vols.volumes_by_name.db01.chain
+    var: vols.volumes_by_name.db01.details.chain
 
 - name: Capacity of each share in a shares file
   blockyard.storage.volume_info:
@@ -62,7 +64,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 volumes:
-  description: One entry per volume (same keys as the C(volume) result of M(blockyard.storage.volume)).
+  description:
+    - One entry per volume, with the keys of the C(volume) result of M(blockyard.storage.volume) (the same for every
+      backend, backend-only facts under C(details)).
   returned: always
   type: list
   elements: dict
@@ -70,42 +74,39 @@ volumes:
     name:
       description: Volume name.
       type: str
+    backend:
+      description: Backend kind.
+      type: str
+    location:
+      description: Where the volume lives.
+      type: str
     format:
-      description: Format of the base file.
+      description: Format of the volume's data.
       type: str
     size_bytes:
-      description: Recorded size.
-      type: int
-    virtual_bytes:
-      description: Virtual size of the active file.
+      description: Size of the volume.
       type: int
     allocated_bytes:
-      description: Bytes allocated by the whole chain.
+      description: Bytes allocated by the volume and its snapshots.
       type: int
-    active_file:
-      description: The file a hypervisor opens.
-      type: str
-    chain:
-      description: Files of the chain, active first, each with file, backing_file, format, virtual and allocated bytes.
-      type: list
-      elements: dict
     snapshots:
       description:
-        - Snapshots oldest first (by their place in the chain), with their overlay (C(overlay)), the file holding
-          their data (C(data_file)), C(stale), and C(pending) (an interrupted operation affects it, its data may
-          already be merged away).
+        - Snapshots oldest first, with C(name), C(size_bytes), C(pending) (an interrupted operation affects it, its
+          data may already be merged away) and C(details).
       type: list
       elements: dict
-    snapshot_map:
-      description: The C(.info) map.
-      type: dict
     managed:
       description: Whether the collection has a record of the volume (false for a Cinder volume not adopted yet).
       type: bool
     pending_operation:
       description:
-        - An interrupted operation recorded in the volume's journal (C(op), its fields and C(journal)), or null; the
-          next task on the volume completes it. With an C(error) key when the journal is not valid.
+        - An interrupted operation recorded for the volume (C(op), its fields and C(journal)), or null; the next task
+          on the volume completes it. With an C(error) key when its record is not valid.
+      type: dict
+    details:
+      description:
+        - Backend-only facts (file backend, C(directory), C(path), C(active_file), C(active_format),
+          C(virtual_bytes), C(snapshot_map), C(chain)).
       type: dict
     error:
       description: Why the volume could not be read (only for such volumes; the others are listed as usual).
@@ -124,7 +125,7 @@ capacity:
   type: dict
   contains:
     total_bytes:
-      description: Size of the filesystems.
+      description: Size of the locations.
       type: int
     free_bytes:
       description: Bytes available to non-root users.
@@ -134,8 +135,8 @@ capacity:
       type: int
     allocated_bytes:
       description:
-        - Bytes allocated by volume files (copies in flight and leftovers included). Null when O(name) is given,
-          because reading one volume does not read the others.
+        - Bytes allocated by volumes (copies in flight and leftovers included). Null when O(name) is given, because
+          reading one volume does not read the others.
       type: int
     provisioned_bytes:
       description: Sum of the volumes' sizes. Null when O(name) is given.
@@ -143,8 +144,10 @@ capacity:
     apparent_over_subscription:
       description: provisioned_bytes / total_bytes.
       type: float
-shares:
-  description: The same capacity figures per share (or directory), with C(location) and C(directory).
+locations:
+  description:
+    - The same capacity figures per location (share, directory, pool), with C(location) and C(details) (file
+      backend, C(directory)).
   returned: always
   type: list
   elements: dict

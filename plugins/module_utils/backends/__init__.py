@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, blockyard.storage contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The registry of volume backends: the `backend` option's values, each
+mapped to the package that implements the contract of ``backends/base.py``.
+Imports are lazy and guarded, so a host without a backend's library (rados,
+rbd, rtslib-fb) fails with one message naming the package to install, and
+the other backends (and ansible-test's import sanity) are not affected."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import importlib
+
+from ansible_collections.blockyard.storage.plugins.module_utils.errors import InvalidInput, MissingDependency
+
+_PREFIX = 'ansible_collections.blockyard.storage.plugins.module_utils.backends.'
+
+# name: (module below backends/, class, what to install when its import fails)
+REGISTRY = {
+    'file': ('file.backend', 'FileBackend', 'qemu-utils (qemu-img)'),
+}
+
+
+def names():
+    return sorted(REGISTRY)
+
+
+def get(name):
+    """The backend class registered as `name`."""
+    if name not in REGISTRY:
+        raise InvalidInput('Unknown backend %r: the available backends are %s.' % (name, ', '.join(names())))
+    module, cls, package = REGISTRY[name]
+    try:
+        loaded = importlib.import_module(_PREFIX + module)
+    except ImportError as exc:
+        raise MissingDependency(missing_library_message(name, package, exc), backend=name)
+    return getattr(loaded, cls)
+
+
+def missing_library_message(name, package, exc):
+    try:
+        from ansible.module_utils.basic import missing_required_lib
+        text = missing_required_lib(package, reason='backend %s' % name)
+    except ImportError:     # outside Ansible (unit tests of the core)
+        text = 'Failed to import the required Python library (%s) on this host' % package
+    return '%s: %s. Install %s on the managed host (it is imported by the Python that runs the module).' % (
+        text.rstrip('.'), exc, package)
+
+
+def modules_of(name):
+    """The module files of a backend's package (the crash harness reads its
+    checkpoints from them)."""
+    import os
+    module = REGISTRY[name][0]
+    package = importlib.import_module(_PREFIX + module.split('.')[0])
+    directory = os.path.dirname(package.__file__)
+    return sorted(os.path.join(directory, f) for f in os.listdir(directory) if f.endswith('.py'))

@@ -1,49 +1,168 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, blockyard.storage contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The interface every volume backend implements.
+"""The contract every volume backend implements.
 
-Planning methods return ``(plan, volume)``: a Plan (empty when nothing is to
-change) and the state read before it. ``describe`` turns a state into the
-result dict the modules return."""
+A backend is one class in a package beside ``backends/file/``, registered in
+``backends/__init__.py``. The orchestration (``volumes.py``) knows nothing
+else of it: it speaks the neutral model (``model.py``) and this contract.
+Every ``plan_*`` method reads the state (after ``recover``), checks it, and
+returns ``(plan, before)``: a Plan (empty when nothing is to change) whose
+``after`` is the predicted Volume (None when it will be absent), and the
+Volume read before it (None when absent). Check mode returns the plan's
+actions and ``after``; a real run executes the plan, then reads the volume
+again. Errors are StorageError subclasses whose messages name the object, the
+cause and the fix."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.blockyard.storage.plugins.module_utils import naming
+from ansible_collections.blockyard.storage.plugins.module_utils.errors import Unsupported
+
+# Capabilities a backend may declare (what the orchestration may ask of it).
+CAPABILITIES = frozenset([
+    'qcow2',            # volumes in qcow2 format
+    'thick',            # fully allocated volumes
+    'revert_latest',    # revert to the latest snapshot
+    'revert_any',       # revert to any snapshot
+    'clone_reflink',    # O(1) clones sharing extents with their source
+    'flatten',          # detach a clone from its parent
+    'trash',            # deferred deletion
+    'adopt',            # volumes made by another tool are taken over
+    'clear_on_delete',  # wipe the data when a volume is deleted
+])
+
 
 class Backend:
-    kind = None
+    """One location of one kind (a directory or share, a pool, a VG)."""
 
+    kind = None                 # the value of the `backend` option
+    capabilities = frozenset()  # a subset of CAPABILITIES
+    reserved_snapshot_names = frozenset()
+    package = None              # what to install when the backend's library is missing
+
+    # ------------------------------------------------------------ locations
+    @classmethod
+    def locations(cls, params):
+        """(backends, notes): the candidate locations the module params name
+        (a volume_dir, the mounted shares, a pool...), and a note for each
+        one skipped (an unmounted share). InvalidInput when none is usable."""
+        raise NotImplementedError
+
+    @property
+    def location(self):
+        """How results name this location (a share string, a pool...)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ names
+    def validate_name(self, name, what='volume'):
+        return naming.validate_name(name, what, getattr(self, 'cinder_names', False))
+
+    def validate_snapshot_name(self, name):
+        return naming.validate_snapshot_name(name, getattr(self, 'cinder_names', False),
+                                             self.reserved_snapshot_names)
+
+    def require_capability(self, capability, doing):
+        if capability not in self.capabilities:
+            raise Unsupported('%s is not supported by backend %s (it lacks the capability %r): use a backend that '
+                              'has it, or leave the option out.' % (doing, self.kind, capability),
+                              backend=self.kind, capability=capability)
+
+    # ------------------------------------------------------------ reading
     def exists(self, name):
+        """True when volume `name` exists here (leftovers of a deleted volume
+        do not count)."""
         raise NotImplementedError
 
-    def load(self, name, fmt=None):
+    def load(self, name, fmt=None, size=None):
+        """The checked Volume, or None when it does not exist. fmt: the format
+        an operator states for a volume adopted from another tool; size: a
+        size the operator restates (which may adopt a larger one)."""
         raise NotImplementedError
 
-    def describe(self, volume):
-        raise NotImplementedError
+    def require(self, name, fmt=None, size=None):
+        volume = self.load(name, fmt, size)
+        if volume is None:
+            from ansible_collections.blockyard.storage.plugins.module_utils.errors import NotFound
+            raise NotFound('Volume %s does not exist in %s: create it first (blockyard.storage.volume).'
+                           % (name, self.location))
+        return volume
+
+    def snapshot_details(self, volume, snapshot):
+        """The `details` the snapshot module returns for a snapshot."""
+        return dict(snapshot.details)
 
     def list_names(self):
+        """Names of the volumes here, sorted."""
         raise NotImplementedError
 
-    def capacity(self):
+    def pending(self, name):
+        """The record of an interrupted operation on `name` (a dict with at
+        least `op`), a dict with `error` when that record is damaged, or None."""
+        return None
+
+    def capacity(self, known=None, volumes=True):
+        """The Capacity of this location. known: {name: Volume result} already
+        read; volumes=False: the location's own figures only, without
+        summing its volumes (allocated and provisioned are None)."""
         raise NotImplementedError
 
-    def recover(self, name, check_mode=False):
-        """Complete or undo an interrupted operation; return its actions."""
+    # ------------------------------------------------------------ locking
+    def lock(self, name):
+        """A context manager holding the lock of volume `name` (across hosts
+        where the backend can). Removes what the lock leaves behind when the
+        volume does not exist afterwards."""
+        raise NotImplementedError
+
+    def lock_key(self, name):
+        """A sortable key: several volumes are always locked in key order."""
+        return (self.kind, str(self.location), name)
+
+    def check_lock(self, name):
+        """Check mode: what taking the lock would refuse, without taking it."""
+
+    def recover(self, name, check_mode=False, discard_invalid=False):
+        """Complete or undo an operation on `name` that a crash interrupted;
+        return its actions (or, in check mode, what it would do)."""
         return []
 
-    def plan_present(self, name, fmt=None, size=None, provisioning=None, source=None, adopt_format=None):
+    # ------------------------------------------------------------ volumes
+    def plan_create(self, name, fmt, size, provisioning, source=None):
+        """Create volume `name`; source: a model.Source to copy (its data
+        reference, the steps its backend needs around the copy)."""
         raise NotImplementedError
 
-    def plan_absent(self, name, force=False):
+    def plan_update(self, volume, fmt=None, size=None, provisioning=None):
+        """Grow `volume` to size, adopt it (record what another tool made),
+        enforce ownership: what changes on an existing volume."""
         raise NotImplementedError
 
-    def plan_snapshot_present(self, name, snap):
+    def plan_delete(self, name, force=False):
         raise NotImplementedError
 
-    def plan_snapshot_absent(self, name, snap):
+    # ------------------------------------------------------------ snapshots
+    def plan_snapshot_create(self, name, snapshot):
         raise NotImplementedError
 
-    def plan_revert(self, name, snap):
+    def plan_snapshot_delete(self, name, snapshot):
         raise NotImplementedError
+
+    def plan_revert(self, name, snapshot):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ data
+    def data_ref(self, volume, snapshot=None):
+        """The DataRef of the volume's active data, or of a snapshot's point
+        in time."""
+        raise NotImplementedError
+
+    def plan_read(self, volume, snapshot=None, purpose=None):
+        """A model.Source for copying `volume` (its current data: frozen for
+        the copy where needed) or one of its snapshots."""
+        raise NotImplementedError
+
+    def can_clone_from(self, other, volume, snapshot, fmt, provisioning):
+        """True when this backend can make the copy itself from `other`'s
+        volume (a same-kind fast path: reflink, RBD clone, thin snapshot)."""
+        return False

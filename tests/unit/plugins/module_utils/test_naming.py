@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import layout
 from ansible_collections.blockyard.storage.plugins.module_utils import naming
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import InvalidInput
 
@@ -85,9 +86,10 @@ def test_the_object_kind_is_in_the_message():
 @pytest.mark.parametrize('name', ['info', 'meta', 'lock', 'journal', 'active', 'part'])
 def test_reserved_snapshot_names(name):
     with pytest.raises(InvalidInput) as err:
-        naming.validate_snapshot_name(name)
+        naming.validate_snapshot_name(name, reserved=layout.RESERVED_SNAPSHOT_NAMES)   # the file backend's
     assert repr(name) in err.value.msg
     assert 'reserved' in err.value.msg
+    assert naming.validate_snapshot_name(name) == name      # a backend without sidecars reserves nothing
     # they are fine as volume names
     assert naming.validate_name(name) == name
 
@@ -186,10 +188,10 @@ def test_human_size_round_trips(size):
 # --------------------------------------------------------------------------- file names
 
 def test_cinder_file_names():
-    assert naming.volume_file('db01') == 'volume-db01'
-    assert naming.sidecar_file('db01', 'info') == 'volume-db01.info'
-    assert naming.sidecar_file('db01', 'meta') == 'volume-db01.meta'
-    assert naming.snapshot_file('db01', 'nightly') == 'volume-db01.nightly'
+    assert layout.volume_file('db01') == 'volume-db01'
+    assert layout.sidecar_file('db01', 'info') == 'volume-db01.info'
+    assert layout.sidecar_file('db01', 'meta') == 'volume-db01.meta'
+    assert layout.snapshot_file('db01', 'nightly') == 'volume-db01.nightly'
 
 
 @pytest.mark.parametrize('filename, matches', [
@@ -226,16 +228,16 @@ def test_cinder_file_names():
     ('volume-y', False),
 ])
 def test_chain_pattern(filename, matches):
-    pattern = naming.chain_pattern('x')
+    pattern = layout.chain_pattern('x')
     assert bool(pattern.match(filename)) is matches
     assert bool(pattern.fullmatch(filename)) is matches
 
 
 def test_chain_pattern_gives_each_file_one_owner():
     # without dots in names, volume-a.b is snapshot b of a and nobody else's
-    assert naming.chain_pattern('a').match('volume-a.b')
-    assert not naming.chain_pattern('a').match('volume-a.b.c')
-    assert not naming.chain_pattern('ab').match('volume-a.b')
+    assert layout.chain_pattern('a').match('volume-a.b')
+    assert not layout.chain_pattern('a').match('volume-a.b.c')
+    assert not layout.chain_pattern('ab').match('volume-a.b')
 
 
 @pytest.mark.parametrize('name', ['db01', 'Nightly', 'x' * 36])
@@ -249,13 +251,13 @@ def test_cinder_compatible_names_must_be_uuids(name):
 
 
 def test_temporary_snapshot_names_stay_short():
-    assert naming.temporary_snapshot('src', 'db01') == 'tmp-snap-db01'
+    assert layout.temporary_snapshot('src', 'db01') == 'tmp-snap-db01'
     uuid = '6f1c2a8e-0b7d-4c55-9a43-2d1e8f0c9b71'
-    assert naming.temporary_snapshot(uuid, uuid) == 'tmp-snap-' + uuid   # Cinder's own name
+    assert layout.temporary_snapshot(uuid, uuid) == 'tmp-snap-' + uuid   # Cinder's own name
     for source, dest in (('v' * 200, 'd' * 40), ('v' * 200, 'd' * 200), ('v' * 40, 'd' * 200)):
-        name = naming.temporary_snapshot(source, dest)
+        name = layout.temporary_snapshot(source, dest)
         assert name.startswith('tmp-snap-') and len(name) == 25
-        naming.check_snapshot_file(source, name)
+        layout.check_snapshot_file(source, name)
 
 
 @pytest.mark.parametrize('value, mode', [('0660', 0o660), ('660', 0o660), ('0640', 0o640), ('07777', 0o7777),
@@ -281,10 +283,10 @@ def test_sizes_of_2_63_bytes_or_more_are_refused():
 def test_snapshot_file_names_fit_the_file_system():
     volume = 'v' * 200
     # volume-<200>.<39> + ".<...>.revert" is 255 bytes: the longest that fits
-    assert naming.check_snapshot_file(volume, 's' * 39) == 'volume-%s.%s' % (volume, 's' * 39)
+    assert layout.check_snapshot_file(volume, 's' * 39) == 'volume-%s.%s' % (volume, 's' * 39)
     with pytest.raises(InvalidInput) as err:
-        naming.check_snapshot_file(volume, 's' * 40)
+        layout.check_snapshot_file(volume, 's' * 40)
     assert 'at most 39 characters' in err.value.msg
-    assert naming.check_snapshot_file('db01', 'x' * 200) == 'volume-db01.' + 'x' * 200
+    assert layout.check_snapshot_file('db01', 'x' * 200) == 'volume-db01.' + 'x' * 200
     with pytest.raises(InvalidInput):
-        naming.check_snapshot_file(volume, 'tmp-snap-' + 'd' * 200)   # a clone's temporary snapshot
+        layout.check_snapshot_file(volume, 'tmp-snap-' + 'd' * 200)   # a clone's temporary snapshot

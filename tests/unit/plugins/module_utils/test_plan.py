@@ -22,7 +22,7 @@ def test_an_empty_plan():
     assert plan.actions == []
     assert len(plan) == 0
     assert not plan
-    assert plan.after_info is None
+    assert plan.after is None
     plan.execute()
 
 
@@ -150,3 +150,18 @@ def test_every_step_is_a_checkpoint(tmp_path):
     assert _run(tmp_path, 'volume_present', 'volume_present.2') == (-signal.SIGKILL, ['0', '1'])
     # another plan's checkpoint does not fire
     assert _run(tmp_path, 'volume_absent', 'volume_present.1') == (0, ['0', '1', '2'])
+
+
+def test_a_failed_run_reports_what_it_had_done():
+    from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError
+
+    def fail():
+        raise StorageError('step two failed')
+    plan = Plan('x')
+    plan.add('step one', lambda: None)
+    plan.add('', lambda: None)
+    plan.add('step two', fail)
+    with pytest.raises(StorageError) as err:
+        plan.execute()
+    assert err.value.details['actions_done'] == ['step one']
+    assert err.value.to_fail()['actions_done'] == ['step one']

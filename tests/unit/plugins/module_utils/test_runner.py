@@ -204,3 +204,25 @@ def test_checkpoint_skips_earlier_hits(tmp_path):
     rc, done = _run_checkpoints(tmp_path, 'delete.file', 5, env)
     assert rc == -signal.SIGKILL
     assert done == [0, 1]
+
+
+def test_secrets_never_reach_an_error():
+    secret = 'Sup3rS3cretChap'
+    with pytest.raises(CommandFailed) as err:
+        runner.run(['sh', '-c', 'echo "auth %s" >&2; exit 2' % secret, secret], secrets=[secret],
+                   what='Logging in')
+    text = repr(err.value.to_fail())
+    assert secret not in text and runner.REDACTED in text
+
+
+def test_the_runner_can_be_replaced_without_patching():
+    calls = []
+
+    class Fake:
+        def run(self, cmd, **kwargs):
+            calls.append(list(cmd))
+            return runner.Result(cmd, 0, 'faked', '')
+    with runner.use(Fake()):
+        assert runner.run(['qemu-img', 'info', '/x']).stdout == 'faked'
+    assert calls == [['qemu-img', 'info', '/x']]
+    assert runner.run(['true']).stdout == ''       # the real runner again

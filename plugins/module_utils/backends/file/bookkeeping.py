@@ -18,6 +18,7 @@ __metaclass__ = type
 import os
 
 from ansible_collections.blockyard.storage.plugins.module_utils import fileio, naming
+from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import layout
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError, UnsafeImage
 
 META_VERSION = 1
@@ -37,12 +38,12 @@ class Bookkeeping:
     def __init__(self, directory, volume):
         self.directory = directory
         self.volume = volume
-        self.base = naming.volume_file(volume)
-        self.info_path = os.path.join(directory, naming.sidecar_file(volume, 'info'))
-        self.meta_path = os.path.join(directory, naming.sidecar_file(volume, 'meta'))
-        self.journal_path = os.path.join(directory, naming.sidecar_file(volume, 'journal'))
+        self.base = layout.volume_file(volume)
+        self.info_path = os.path.join(directory, layout.sidecar_file(volume, 'info'))
+        self.meta_path = os.path.join(directory, layout.sidecar_file(volume, 'meta'))
+        self.journal_path = os.path.join(directory, layout.sidecar_file(volume, 'journal'))
         self.part = '.%s.part' % self.base
-        self.pattern = naming.chain_pattern(volume)
+        self.pattern = layout.chain_pattern(volume)
 
     def path(self, filename):
         return os.path.join(self.directory, filename)
@@ -64,7 +65,7 @@ class Bookkeeping:
                               'info -U --backing-chain on the newest overlay) and fix the map by hand before touching '
                               'volume %s.' % (self.info_path, self.volume), path=self.info_path)
         for key, value in data.items():
-            if key != 'active' and (not naming.NAME_RE.fullmatch(key) or key in naming.RESERVED_SNAPSHOT_NAMES):
+            if key != 'active' and (not naming.NAME_RE.fullmatch(key) or key in layout.RESERVED_SNAPSHOT_NAMES):
                 raise UnsafeImage('Snapshot map %s has the entry %r, which is not a snapshot name: it is damaged. '
                                   'Fix the map by hand before touching volume %s.'
                                   % (self.info_path, key, self.volume), path=self.info_path)
@@ -172,7 +173,7 @@ class Bookkeeping:
             if kind == 'format' and value not in ('raw', 'qcow2'):
                 return 'has an invalid %s %r' % (key, value)
             if kind == 'snapshot' and not (isinstance(value, str) and naming.NAME_RE.fullmatch(value)
-                                           and value not in naming.RESERVED_SNAPSHOT_NAMES):
+                                           and value not in layout.RESERVED_SNAPSHOT_NAMES):
                 return 'has an invalid snapshot name %r' % (value,)
             if kind == 'mode' and value not in ('stale', 'active', 'middle'):
                 return 'has an invalid mode %r' % (value,)
@@ -181,7 +182,7 @@ class Bookkeeping:
         if op == 'revert' and not (isinstance(journal['tmp'], str) and journal['tmp'].startswith('.')
                                    and journal['tmp'].endswith('.revert') and self.owns(journal['tmp'][1:-7])):
             return 'names %r as the temporary file of a revert, not .<file of this volume>.revert' % (journal['tmp'],)
-        if op == 'snapshot_create' and journal['file'] != naming.snapshot_file(self.volume, journal['snapshot']):
+        if op == 'snapshot_create' and journal['file'] != layout.snapshot_file(self.volume, journal['snapshot']):
             return 'names %r as the overlay of snapshot %s' % (journal['file'], journal['snapshot'])
         if op == 'extend' and journal['size'] <= journal['from']:
             return 'extends from %d to %d bytes' % (journal['from'], journal['size'])

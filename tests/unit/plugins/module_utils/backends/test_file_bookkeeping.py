@@ -13,7 +13,7 @@ import os
 import pytest
 
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError, UnsafeImage
-from ansible_collections.blockyard.storage.plugins.module_utils.snapinfo import Bookkeeping
+from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.bookkeeping import Bookkeeping
 
 # What Cinder's _write_info_file writes (json.dump(info, f, indent=1,
 # sort_keys=True)) after deleting the first of two snapshots.
