@@ -24,7 +24,7 @@ def chain_info_vs_qemu_img(ctx):
         volumes.ensure_snapshot(dict(loc, volume='deep', name='s%03d' % i), False)
     params = dict(loc, name='deep')
     _changed, info, _diff = volumes.volume_info(params)
-    vol = info['volume']
+    vol = info['volume']['details']
     active = vol['path']
     argv = ['qemu-img', 'info', '--backing-chain', '--output=json', '-U', active]
     qemu_chain = json.loads(run(argv, universal_newlines=True).stdout)
@@ -38,7 +38,7 @@ def chain_info_vs_qemu_img(ctx):
     backend = volumes.candidate_backends(loc)[0][0]
 
     def load_describe():
-        return backend.describe(backend.load('deep'))
+        return backend.load('deep').to_result()
     ours, qemu, chain_only = [], [], []
     for rep in range(max(ours_reps, qemu_reps)):
         if rep < qemu_reps:
@@ -54,5 +54,5 @@ def chain_info_vs_qemu_img(ctx):
         qemu, ours, 'baseline/ours', '>=', 20, chain_files=depth + 1,
         load_describe_s={'median': round(median(chain_only), 6), 'samples': [round(x, 6) for x in chain_only],
                          'ratio_baseline_ours': round(median(qemu) / median(chain_only), 2),
-                         'what': 'FileBackend.load + describe only (no capacity), informational'},
+                         'what': 'backend.load + to_result only (no capacity), informational'},
         repetitions={'baseline': qemu_reps, 'ours': ours_reps})]

@@ -16,9 +16,10 @@ from ansible_collections.blockyard.storage.plugins.module_utils.errors import In
 
 _PREFIX = 'ansible_collections.blockyard.storage.plugins.module_utils.backends.'
 
-# name: (module below backends/, class, what to install when its import fails)
+# name: (package below backends/, what to install when its import fails);
+# each package exports its class as BACKEND
 REGISTRY = {
-    'file': ('file.backend', 'FileBackend', 'qemu-utils (qemu-img)'),
+    'file': ('file', 'qemu-utils (qemu-img)'),
 }
 
 
@@ -30,12 +31,12 @@ def get(name):
     """The backend class registered as `name`."""
     if name not in REGISTRY:
         raise InvalidInput('Unknown backend %r: the available backends are %s.' % (name, ', '.join(names())))
-    module, cls, package = REGISTRY[name]
+    module, package = REGISTRY[name]
     try:
         loaded = importlib.import_module(_PREFIX + module)
     except ImportError as exc:
         raise MissingDependency(missing_library_message(name, package, exc), backend=name)
-    return getattr(loaded, cls)
+    return loaded.BACKEND
 
 
 def missing_library_message(name, package, exc):
@@ -52,7 +53,6 @@ def modules_of(name):
     """The module files of a backend's package (the crash harness reads its
     checkpoints from them)."""
     import os
-    module = REGISTRY[name][0]
-    package = importlib.import_module(_PREFIX + module.split('.')[0])
+    package = importlib.import_module(_PREFIX + REGISTRY[name][0])
     directory = os.path.dirname(package.__file__)
     return sorted(os.path.join(directory, f) for f in os.listdir(directory) if f.endswith('.py'))

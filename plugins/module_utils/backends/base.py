@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The contract every volume backend implements.
 
-A backend is one class in a package beside ``backends/file/``, registered in
+A backend is one class in a package of its own under ``backends``, registered in
 ``backends/__init__.py``. The orchestration (``volumes.py``) knows nothing
 else of it: it speaks the neutral model (``model.py``) and this contract.
 Every ``plan_*`` method reads the state (after ``recover``), checks it, and
