@@ -28,10 +28,10 @@ from ansible_collections.blockyard.storage.plugins.module_utils.plan import Plan
 from ansible_collections.blockyard.storage.plugins.module_utils.runner import checkpoint
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import layout
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.bookkeeping import Bookkeeping
-from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.recovery import JournalStale, Recovery
+from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.recovery import Recovery
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.snapshots import Snapshots
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.state import (
-    FileVolume, _fingerprint, _round_up)
+    FileVolume, _round_up)
 
 LOCATION_KEYS = ('volume_dir', 'share', 'shares', 'shares_config')
 MAX_CHAIN_DEPTH = 256
@@ -725,8 +725,8 @@ class FileBackend(Recovery, Snapshots, Backend):
         (check mode reports it, the diff shows its snapshot list)."""
         after = self._model(state)
         known = dict((snap.name, snap) for snap in after.snapshots)
-        order = [s for s in state.ordered_snapshots() if s in info] + sorted(s for s in info
-                                                                           if s != 'active' and s not in known)
+        new = sorted(s for s in info if s != 'active' and s not in known)
+        order = [s for s in state.ordered_snapshots() if s in info] + new
         after.snapshots = [known.get(s) or Snapshot(s, state.name, state.virtual_size, details={
             'overlay': info[s], 'overlay_path': self.path(info[s]), 'data_file': state.active, 'stale': False})
             for s in order]
@@ -742,4 +742,3 @@ class FileBackend(Recovery, Snapshots, Backend):
                                   % (volume.name, volume.format, naming.human_size(volume.size)),
                                   volume.book.write_meta, (volume.format, volume.size, volume.provisioning), {}))
         return plan
-

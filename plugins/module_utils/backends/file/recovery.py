@@ -10,12 +10,9 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.blockyard.storage.plugins.module_utils import fileio, naming, qcow2, qemu_img
+from ansible_collections.blockyard.storage.plugins.module_utils import fileio, qcow2
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import layout
-from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.bookkeeping import Bookkeeping
-from ansible_collections.blockyard.storage.plugins.module_utils.errors import (
-    Conflict, NotFound, StorageError, UnsafeImage)
-from ansible_collections.blockyard.storage.plugins.module_utils.plan import Plan
+from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError
 from ansible_collections.blockyard.storage.plugins.module_utils.runner import checkpoint
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.state import OPERATIONS
 
