@@ -155,6 +155,19 @@ def copy_source(params, dest, name, fmt, provisioning, src_backend):
     return src_backend.plan_read(src, snapshot, purpose=name)
 
 
+def copy_size(params, src_backend):
+    """What a copy given without size will hold (placement counts it)."""
+    if params.get('source_image'):
+        return images.image_source(params['source_image'], params.get('source_image_format')).size
+    if src_backend is None:
+        return None
+    src = src_backend.require(params['source_volume'])
+    if params.get('source_snapshot'):
+        snap = src.snapshot(params['source_snapshot'])
+        return snap.size if snap is not None and snap.size else src.size
+    return src.size
+
+
 def ensure_volume(params, check_mode):
     cls = backends.get(params.get('backend') or 'file')
     state = params.get('state') or 'present'
@@ -175,7 +188,8 @@ def ensure_volume(params, check_mode):
         if state == 'absent':
             backend = candidates[0] if len(candidates) == 1 else None
         else:
-            backend = place(params, candidates, size, provisioning or 'thin', prefer=src_backend)
+            need = size if size is not None else copy_size(params, src_backend)
+            backend = place(params, candidates, need, provisioning or 'thin', prefer=src_backend)
     if backend is None:     # absent, and in none of the locations
         return False, {'actions': [], 'volume': absent_result(name, cls.kind, None), 'location': None}, \
             {'before': {'state': 'absent'}, 'after': {'state': 'absent'}}

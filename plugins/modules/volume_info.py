@@ -80,8 +80,14 @@ volumes:
     location:
       description: Where the volume lives.
       type: str
+    state:
+      description: V(present).
+      type: str
     format:
       description: Format of the volume's data.
+      type: str
+    provisioning:
+      description: V(thin) or V(thick).
       type: str
     size_bytes:
       description: Size of the volume.
