@@ -18,6 +18,7 @@ class Plan:
         self.after = None       # the Volume the plan leaves (None: absent); check mode reports it
         self.warnings = []
         self.rollbacks = []
+        self.final_rollbacks = []   # undos that run after all the others (last=True)
         self.diff_changes = []  # files whose owner/group/mode the plan changes (the diff shows them)
 
     def add(self, text, func=None, *args, **kwargs):
@@ -29,6 +30,7 @@ class Plan:
     def extend(self, other):
         self.steps.extend(other.steps)
         self.rollbacks.extend(other.rollbacks)
+        self.final_rollbacks.extend(other.final_rollbacks)
         return self
 
     @property
@@ -48,11 +50,8 @@ class Plan:
         a crash: a crash is left to the journal and the next run). Undos run
         newest first (last=True: after all the others); an undo that fails
         itself does not hide the error."""
-        entry = (func, args, kwargs)
-        if kwargs.pop('last', False):
-            self.rollbacks.insert(0, entry)
-        else:
-            self.rollbacks.append(entry)
+        last = kwargs.pop('last', False)
+        (self.final_rollbacks if last else self.rollbacks).append((func, args, kwargs))
         return self
 
     def execute(self):
@@ -68,7 +67,7 @@ class Plan:
             # a failed run reports what it had done before the error
             if isinstance(exc, StorageError):
                 exc.details['actions_done'] = done
-            for func, args, kwargs in reversed(self.rollbacks):
+            for func, args, kwargs in list(reversed(self.rollbacks)) + list(reversed(self.final_rollbacks)):
                 try:
                     func(*args, **kwargs)
                 except Exception:  # noqa: the original error is the one to report

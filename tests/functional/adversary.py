@@ -385,12 +385,13 @@ def normalized(desc):
     another volume is damaged."""
     if desc is None:
         return None
-    keys = ('name', 'format', 'active_format', 'provisioning', 'size_bytes', 'virtual_bytes', 'active_file',
-            'managed', 'error')
+    keys = ('name', 'format', 'provisioning', 'size_bytes', 'managed', 'error')
+    details = desc.get('details') or {}
     result = dict((k, desc.get(k)) for k in keys)
-    result['snapshots'] = sorted((s.get('name'), s.get('overlay'), s.get('data_file')) for s in desc.get('snapshots')
-                                 or [])
-    result['chain'] = [(c.get('file'), c.get('format'), c.get('backing_file')) for c in desc.get('chain') or []]
+    result.update((k, details.get(k)) for k in ('active_format', 'virtual_bytes', 'active_file'))
+    result['snapshots'] = sorted((s.get('name'), (s.get('details') or {}).get('overlay'),
+                                  (s.get('details') or {}).get('data_file')) for s in desc.get('snapshots') or [])
+    result['chain'] = [(c.get('file'), c.get('format'), c.get('backing_file')) for c in details.get('chain') or []]
     return result
 
 

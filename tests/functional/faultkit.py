@@ -693,8 +693,9 @@ def verify_chain(remaining, active_point=None, size=None, thick=False):
                                   else None)
         if size and not problems:
             desc = sc.info_of(directory, V)
-            if desc['size_bytes'] != size or desc['virtual_bytes'] != size:
-                problems.append('V is %s/%s bytes, expected %d' % (desc['size_bytes'], desc['virtual_bytes'], size))
+            virtual = desc['details']['virtual_bytes']
+            if desc['size_bytes'] != size or virtual != size:
+                problems.append('V is %s/%s bytes, expected %d' % (desc['size_bytes'], virtual, size))
             if thick and os.stat(os.path.join(directory, 'volume-V')).st_blocks * 512 < size:
                 problems.append('the extended thick volume is not fully allocated')
             path, fmt = sc.active_view(directory, V, ctx['base_fmt'])

@@ -25,7 +25,7 @@ import sys
 import time
 
 from ansible_collections.blockyard.storage.plugins.module_utils import qcow2, volumes
-from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import FileBackend
+from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.backend import FileBackend
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -313,7 +313,18 @@ def fingerprint(*paths):
 
 
 def load(directory, vol):
-    return FileBackend(directory).load(vol)
+    """The file backend's own state of vol (a FileVolume: chain, active...)."""
+    return FileBackend(directory).load_state(vol)
+
+
+def predicted_map(directory, vol, snap, state):
+    """The .info map the snapshot planner predicts for (snap, state), the
+    plan not run."""
+    backend = FileBackend(directory)
+    planner = {'present': backend.plan_snapshot_create, 'absent': backend.plan_snapshot_delete,
+               'reverted': backend.plan_revert}[state]
+    plan, _before = planner(vol, snap)
+    return plan.after.details['snapshot_map']
 
 
 # ------------------------------------------------------------------ processes
@@ -401,11 +412,15 @@ def kill_points(hits):
     return points
 
 
-def checkpoint_literals():
-    """The named checkpoints in backends/file.py (checkpoint('<name>'))."""
-    path = os.path.join(REPO_ROOT, 'plugins', 'module_utils', 'backends', 'file.py')
-    with open(path) as handle:
-        return set(re.findall(r"checkpoint\(\s*'([^']+)'\s*\)", handle.read()))
+def checkpoint_literals(kind='file'):
+    """The named checkpoints (checkpoint('<name>')) in the module files of a
+    backend's package, found through the registry."""
+    from ansible_collections.blockyard.storage.plugins.module_utils import backends
+    found = set()
+    for path in backends.modules_of(kind):
+        with open(path) as handle:
+            found |= set(re.findall(r"checkpoint\(\s*'([^']+)'\s*\)", handle.read()))
+    return found
 
 
 # ------------------------------------------------------------------ whole-volume checks
@@ -458,17 +473,20 @@ def check_volume_state(directory, vol, timeline, snaps, base_fmt='raw', info_exp
     points[None] = timeline.now if active_point is None else active_point
     problems = view_problems(directory, vol, timeline, points, base_fmt)
     desc = info_of(directory, vol)
-    assert desc['active_file'] == (overlay_file(vol, names[-1]) if names else base_file(vol))
-    assert desc['active_format'] == ('qcow2' if names else base_fmt)
+    details = desc['details']
+    assert details['active_file'] == (overlay_file(vol, names[-1]) if names else base_file(vol))
+    assert details['active_format'] == ('qcow2' if names else base_fmt)
     assert desc['format'] == base_fmt
-    got = dict((s['name'], (s['overlay'], s['data_file'], s['stale'])) for s in desc['snapshots'])
+    assert [s['name'] for s in desc['snapshots']] == names
+    got = dict((s['name'], (s['details']['overlay'], s['details']['data_file'], s['details']['stale']))
+               for s in desc['snapshots'])
     want = {}
     previous = base_file(vol)
     for snap in names:
         want[snap] = (overlay_file(vol, snap), previous, False)
         previous = overlay_file(vol, snap)
     assert got == want
-    assert [c['file'] for c in desc['chain']] == list(reversed([overlay_file(vol, s) for s in names])) + [base_file(vol)]
+    assert [c['file'] for c in details['chain']] == list(reversed([overlay_file(vol, s) for s in names])) + [base_file(vol)]
     if copies:
         for snap, point in snaps:
             problems += check_copy_from_snapshot(directory, vol, snap, timeline, point)
@@ -493,7 +511,8 @@ def five_step(directory, base_fmt='raw', vol='1234'):
 
     # step 1
     changed, result, _diff = volume(directory, vol, size='4M', format=base_fmt)
-    assert changed and result['volume']['active_file'] == base
+    assert changed and result['volume']['details']['active_file'] == base
+    assert result['location'] == result['volume']['location']
     timeline.write(os.path.join(directory, base), base_fmt)                        # point 1
     check_volume_state(directory, vol, timeline, [], base_fmt, info_expected=False)
 
@@ -501,19 +520,23 @@ def five_step(directory, base_fmt='raw', vol='1234'):
     changed, result, diff = snapshot(directory, vol, 'aaaa')
     assert changed
     snap = result['snapshot']
-    assert (snap['name'], snap['volume'], snap['overlay'], snap['data_file'], snap['size_bytes']) == \
-        ('aaaa', vol, overlay_file(vol, 'aaaa'), base, VOL_SIZE)
-    assert snap['overlay_path'] == os.path.join(directory, overlay_file(vol, 'aaaa'))
-    assert result['actions'] and diff['before'] == {'active': base}
-    assert diff['after'] == expected_info(vol, ['aaaa'])
+    assert (snap['name'], snap['volume'], snap['details']['overlay'], snap['details']['data_file'],
+            snap['size_bytes']) == ('aaaa', vol, overlay_file(vol, 'aaaa'), base, VOL_SIZE)
+    assert snap['details']['overlay_path'] == os.path.join(directory, overlay_file(vol, 'aaaa'))
+    assert result['actions'] and diff['before'] == {'snapshots': []}
+    assert diff['after'] == {'snapshots': ['aaaa']}
+    assert snap['details']['snapshot_map'] == expected_info(vol, ['aaaa'])
+    assert_info(directory, vol, expected_info(vol, ['aaaa']))
     aaaa = timeline.now
     check_volume_state(directory, vol, timeline, [('aaaa', aaaa)], base_fmt, copies=True)
     timeline.write(*active_view(directory, vol, base_fmt))                          # point 2
 
     # step 3
     changed, result, diff = snapshot(directory, vol, 'bbbb')
-    assert changed and result['snapshot']['data_file'] == overlay_file(vol, 'aaaa')
-    assert diff['before'] == expected_info(vol, ['aaaa']) and diff['after'] == expected_info(vol, ['aaaa', 'bbbb'])
+    assert changed and result['snapshot']['details']['data_file'] == overlay_file(vol, 'aaaa')
+    assert diff['before'] == {'snapshots': ['aaaa']} and diff['after'] == {'snapshots': ['aaaa', 'bbbb']}
+    assert result['snapshot']['details']['snapshot_map'] == expected_info(vol, ['aaaa', 'bbbb'])
+    assert_info(directory, vol, expected_info(vol, ['aaaa', 'bbbb']))
     bbbb = timeline.now
     timeline.write(*active_view(directory, vol, base_fmt))                          # point 3 (live)
     check_volume_state(directory, vol, timeline, [('aaaa', aaaa), ('bbbb', bbbb)], base_fmt, copies=True)
@@ -521,8 +544,8 @@ def five_step(directory, base_fmt='raw', vol='1234'):
     # step 4: delete the first (non-active) snapshot
     changed, result, diff = snapshot(directory, vol, 'aaaa', state='absent')
     assert changed and result['snapshot']['state'] == 'absent'
-    assert diff['before'] == expected_info(vol, ['aaaa', 'bbbb'])
-    assert diff['after'] == {'active': overlay_file(vol, 'bbbb'), 'bbbb': overlay_file(vol, 'bbbb')}
+    assert diff['before'] == {'snapshots': ['aaaa', 'bbbb']} and diff['after'] == {'snapshots': ['bbbb']}
+    assert_info(directory, vol, {'active': overlay_file(vol, 'bbbb'), 'bbbb': overlay_file(vol, 'bbbb')})
     assert any('commit' in a for a in result['actions'])
     check_volume_state(directory, vol, timeline, [('bbbb', bbbb)], base_fmt, copies=True)
     # volume-X now holds bbbb's point in time
@@ -532,7 +555,7 @@ def five_step(directory, base_fmt='raw', vol='1234'):
     # step 5: delete the last one: back to the base file and its format
     changed, result, diff = snapshot(directory, vol, 'bbbb', state='absent')
     assert changed
-    assert diff['after'] == {'active': base}
+    assert diff['before'] == {'snapshots': ['bbbb']} and diff['after'] == {'snapshots': []}
     check_volume_state(directory, vol, timeline, [], base_fmt)
     assert_info(directory, vol, {'active': base})
     return timeline
@@ -585,8 +608,9 @@ def revert_scenario(directory, base_fmt='raw', vol='rev'):
     assert result['snapshot']['name'] == 'new' and result['snapshot']['state'] == 'reverted'
     assert info_bytes(directory, vol) == info_before
     # the map does not change; the diff says what does
-    assert diff['before'] == dict(diff['after'], data_since_snapshot='present')
-    assert diff['after']['data_since_snapshot'] == 'discarded'
+    assert diff['before'] == {'snapshots': ['old', 'new'], 'data_since_snapshot': 'present'}
+    assert diff['after'] == {'snapshots': ['old', 'new'], 'data_since_snapshot': 'discarded'}
+    assert result['snapshot']['details']['snapshot_map'] == expected_info(vol, ['old', 'new'])
     check_volume_state(directory, vol, timeline, [('old', old), ('new', new)], base_fmt, active_point=new)
     changed, result, _diff = snapshot(directory, vol, 'new', state='reverted')
     assert not changed, result
@@ -637,7 +661,7 @@ for i in range(ops):
                 log.flush()
                 os.fsync(log.fileno())
             changed, result, diff = sc.snapshot(directory, 'V', snap)
-            assert changed and result['snapshot']['overlay'] == 'volume-V.' + snap, result
+            assert changed and result['snapshot']['details']['overlay'] == 'volume-V.' + snap, result
             report['sections'].append((entered, time.time()))
         mine.append(snap)
         report['creates'].append(snap)

@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Crash safety: every multi-step operation is killed (SIGKILL, in a real
 child process, through BLOCKYARD_FAULT_POINT) at each of its checkpoints --
-every plan step `<plan>.<i>` and every named checkpoint of backends/file.py,
-each hit of a checkpoint reached several times -- and then:
+every plan step `<plan>.<i>` and every named checkpoint of the file backend
+(the modules of its package, found through the registry), each hit of a checkpoint reached several times -- and then:
 
 - the kill really happened (rc -9);
 - the state left is sane: the .info (if any) is whole, in Cinder's exact
@@ -18,11 +18,12 @@ each hit of a checkpoint reached several times -- and then:
 
 The checkpoints are discovered by running each operation once in-process
 with runner.checkpoint wrapped; a coverage test checks that together the
-operations reach every named checkpoint of file.py and every plan."""
+operations reach every named checkpoint of the file backend and every plan."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import contextlib
 import json
 import os
 import re
@@ -33,8 +34,10 @@ import tempfile
 import pytest
 
 import snapchain as sc
-from ansible_collections.blockyard.storage.plugins.module_utils import fileio, naming, qcow2, volumes
-from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import FileBackend
+from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import layout
+from ansible_collections.blockyard.storage.plugins.module_utils import backends, fileio, qcow2, volumes
+from ansible_collections.blockyard.storage.plugins.module_utils import plan as plan_module
+from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.backend import FileBackend
 
 V = 'V'
 
@@ -101,7 +104,7 @@ def verify_chain(remaining, active_point=None, size=None):
                               info_expected=bool(ctx['points']), active_point=active_point)
         if size:
             desc = sc.info_of(directory, V)
-            assert desc['size_bytes'] == desc['virtual_bytes'] == size
+            assert desc['size_bytes'] == desc['details']['virtual_bytes'] == size
     return verify
 
 
@@ -195,37 +198,71 @@ def discovered(workdir):
     """{op name: [checkpoint names hit, in order]}, from one clean in-process
     run of each operation (which must also pass its checks)."""
     cache = {}
+    fragments = {}
 
     def get(op):
         if op.name not in cache:
             directory = fresh(workdir, 'discover-' + op.name)
             ctx = op.setup(directory)
-            with sc.recorded_checkpoints() as hits:
+            with sc.recorded_checkpoints() as hits, recorded_fragments() as merged:
                 changed, _result, _diff = getattr(volumes, op.func)(op.params(directory), False)
             assert changed
             op.verify(directory, ctx)
             cache[op.name] = list(hits)
+            fragments[op.name] = list(merged)
         return cache[op.name]
+    get.fragments = fragments
     return get
 
 
+@contextlib.contextmanager
+def recorded_fragments():
+    """Record the plans merged into another one (Plan.extend: a source's
+    steps around a copy run as steps of the destination's plan, under its
+    checkpoints): [(fragment name, host plan name, first step index, number
+    of steps)]."""
+    merged = []
+    original = plan_module.Plan.extend
+
+    def extend(self, other):
+        merged.append((other.name, self.name, len(self.steps), len(other.steps)))
+        return original(self, other)
+
+    plan_module.Plan.extend = extend
+    try:
+        yield merged
+    finally:
+        plan_module.Plan.extend = original
+
+
 def plan_names():
-    path = os.path.join(sc.REPO_ROOT, 'plugins', 'module_utils', 'backends', 'file.py')
-    with open(path) as handle:
-        return set(re.findall(r"Plan\(\s*'([^']+)'\s*\)", handle.read()))
+    """The named plans (Plan('<name>')) of the file backend's package,
+    found through the registry."""
+    found = set()
+    for path in backends.modules_of('file'):
+        with open(path) as handle:
+            found |= set(re.findall(r"Plan\(\s*'([^']+)'\s*\)", handle.read()))
+    return found
 
 
 def test_checkpoints_are_covered(discovered):
-    """Together the operations reach every named checkpoint of file.py and
+    """Together the operations reach every named checkpoint of the file backend and
     a step of every plan, so killing at each of their hits covers them all."""
     hits = set()
     for op in OPS:
         hits.update(discovered(op))
-    named = sc.checkpoint_literals()
-    assert named, 'no checkpoint(...) found in file.py'
+    named = sc.checkpoint_literals('file')
+    assert named, 'no checkpoint(...) found in the modules of the file backend'
+    assert plan_names(), 'no Plan(...) found in the modules of the file backend'
     assert named - hits == set(), 'named checkpoints no operation reaches: %s' % sorted(named - hits)
     plans = plan_names()
     reached = set(h.rsplit('.', 1)[0] for h in hits if re.match(r'^\w+\.\d+$', h))
+    # a plan merged into another one is reached when a step of it runs (and
+    # is killed) as a step of the plan it was merged into
+    for op in OPS:
+        for fragment, host, first, count in discovered.fragments[op.name]:
+            if any('%s.%d' % (host, i) in hits for i in range(first, first + count)):
+                reached.add(fragment)
     assert plans - reached == set(), 'plans never executed: %s' % sorted(plans - reached)
 
 
@@ -233,7 +270,7 @@ def test_checkpoints_are_covered(discovered):
 def check_invariants(directory, vol):
     """What must hold right after a kill, before anything recovers."""
     problems = []
-    book_pattern = naming.chain_pattern(vol)
+    book_pattern = layout.chain_pattern(vol)
     info_file = sc.info_path(directory, vol)
     journal = os.path.join(directory, 'volume-%s.journal' % vol)
     if os.path.exists(info_file):

@@ -77,12 +77,16 @@ def test_delete_order(templates, fast_vdir, base_fmt, n, order):
     remaining = list(points)
     for snap in order:
         before = dict(sc.read_info(vdir, VOL))
+        assert before == sc.expected_info(VOL, [s for s, _p in remaining])
         was_active = before['active'] == sc.overlay_file(VOL, snap)
+        names_before = [s for s, _p in remaining]
         changed, result, diff = sc.snapshot(vdir, VOL, snap, state='absent')
         assert changed and result['snapshot']['state'] == 'absent'
         remaining = [p for p in remaining if p[0] != snap]
         want = sc.expected_info(VOL, [s for s, _p in remaining])
-        assert diff['before'] == before and diff['after'] == want
+        assert diff['before'] == {'snapshots': names_before}
+        assert diff['after'] == {'snapshots': [s for s, _p in remaining]}
+        sc.assert_info(vdir, VOL, want)
         joined = ' | '.join(result['actions'])
         assert 'commit %s into' % sc.overlay_file(VOL, snap) in joined, joined
         if not was_active:
@@ -116,7 +120,9 @@ def test_idempotent_create_and_delete(vdir):
     before = sc.fingerprint(vdir)
     changed, result, diff = sc.snapshot(vdir, VOL, 'a')
     assert not changed and result['actions'] == [] and diff['before'] == diff['after']
-    assert result['snapshot']['overlay'] == sc.overlay_file(VOL, 'a')
+    assert result['snapshot']['details']['overlay'] == sc.overlay_file(VOL, 'a')
+    assert result['snapshot']['details']['snapshot_map'] == sc.expected_info(VOL, ['a'])
+    assert diff['after'] == {'snapshots': ['a']}
     assert sc.fingerprint(vdir) == before
     changed, _r, _d = sc.snapshot(vdir, VOL, 'a', state='absent')
     assert changed
@@ -132,7 +138,8 @@ def test_unknown_snapshot_id_is_success_unchanged(vdir):
     before = sc.fingerprint(vdir)
     changed, result, diff = sc.snapshot(vdir, VOL, 'never-taken', state='absent')
     assert not changed and result['actions'] == []
-    assert diff['before'] == diff['after'] == sc.expected_info(VOL, ['a'])
+    assert diff['before'] == diff['after'] == {'snapshots': ['a']}
+    sc.assert_info(vdir, VOL, sc.expected_info(VOL, ['a']))
     assert sc.fingerprint(vdir) == before
     # a volume without any .info at all
     sc.volume(vdir, 'plain', size='4M')
@@ -163,23 +170,35 @@ def test_check_mode_changes_nothing(vdir):
     b = timeline.now
     timeline.write(*sc.active_view(vdir, VOL))
     os.unlink(os.path.join(vdir, 'volume-%s.lock' % VOL))    # nobody holds it: prove none is made
+    # (call, diff after, (snapshot, state) whose predicted .info map is checked, that map)
     cases = [
-        (lambda: sc.snapshot(vdir, VOL, 'c', check_mode=True), sc.expected_info(VOL, ['a', 'b', 'c'])),
-        (lambda: sc.snapshot(vdir, VOL, 'b', state='absent', check_mode=True), sc.expected_info(VOL, ['a'])),
-        (lambda: sc.snapshot(vdir, VOL, 'a', state='absent', check_mode=True),
-         {'active': sc.overlay_file(VOL, 'b'), 'b': sc.overlay_file(VOL, 'b')}),
+        (lambda: sc.snapshot(vdir, VOL, 'c', check_mode=True), {'snapshots': ['a', 'b', 'c']},
+         ('c', 'present'), sc.expected_info(VOL, ['a', 'b', 'c'])),
+        (lambda: sc.snapshot(vdir, VOL, 'b', state='absent', check_mode=True), {'snapshots': ['a']},
+         ('b', 'absent'), sc.expected_info(VOL, ['a'])),
+        (lambda: sc.snapshot(vdir, VOL, 'a', state='absent', check_mode=True), {'snapshots': ['b']},
+         ('a', 'absent'), {'active': sc.overlay_file(VOL, 'b'), 'b': sc.overlay_file(VOL, 'b')}),
         (lambda: sc.snapshot(vdir, VOL, 'b', state='reverted', check_mode=True),
-         dict(sc.expected_info(VOL, ['a', 'b']), data_since_snapshot='discarded')),
-        (lambda: sc.volume(vdir, VOL, size='8M', check_mode=True), None),
-        (lambda: sc.volume(vdir, 'copy', source_volume=VOL, check_mode=True), None),
-        (lambda: sc.volume(vdir, 'fromsnap', source_volume=VOL, source_snapshot='a', check_mode=True), None),
-        (lambda: sc.volume(vdir, VOL, state='absent', force=True, check_mode=True), None),
+         {'snapshots': ['a', 'b'], 'data_since_snapshot': 'discarded'},
+         ('b', 'reverted'), sc.expected_info(VOL, ['a', 'b'])),
+        (lambda: sc.volume(vdir, VOL, size='8M', check_mode=True), None, None, None),
+        (lambda: sc.volume(vdir, 'copy', source_volume=VOL, check_mode=True), None, None, None),
+        (lambda: sc.volume(vdir, 'fromsnap', source_volume=VOL, source_snapshot='a', check_mode=True), None,
+         None, None),
+        (lambda: sc.volume(vdir, VOL, state='absent', force=True, check_mode=True), None, None, None),
     ]
-    for call, after in cases:
+    for call, after, planned, mapping in cases:
         changed, result, diff = _check_mode_unchanged(vdir, call)
         assert changed and result['actions'], result
         if after is not None:
             assert diff['after'] == after, (result['actions'], diff)
+        if planned is not None:
+            if planned[1] != 'absent':
+                assert result['snapshot']['details']['snapshot_map'] == mapping, result
+            # the map the plan would write (the check-mode result is that plan's)
+            assert _check_mode_unchanged(vdir, lambda: (None, None, sc.predicted_map(vdir, VOL, *planned)))[2] \
+                == mapping
+        sc.assert_info(vdir, VOL, sc.expected_info(VOL, ['a', 'b']))
     assert 'volume-%s.lock' % VOL not in os.listdir(vdir)
     # the data is untouched too
     assert not sc.view_problems(vdir, VOL, timeline, {'a': a, 'b': b, None: timeline.now})
@@ -300,7 +319,7 @@ def test_extend_with_snapshots_then_delete(vdir, base_fmt):
     assert base_size == 8 * sc.MIB
     assert not sc.pattern_problems(base_path, base_fmt, high)
     desc = sc.info_of(vdir, VOL)
-    assert desc['size_bytes'] == desc['virtual_bytes'] == 8 * sc.MIB
+    assert desc['size_bytes'] == desc['details']['virtual_bytes'] == 8 * sc.MIB
 
 
 # ------------------------------------------------------------------ stale overlays
@@ -321,12 +340,13 @@ def test_stale_overlay_without_backing_is_dropped(vdir):
     with open(sc.info_path(vdir, VOL), 'wb') as handle:
         handle.write(sc.cinder_info(info))
     desc = sc.info_of(vdir, VOL)
-    assert [s for s in desc['snapshots'] if s['name'] == 'old'][0]['stale'] is True
+    assert [s for s in desc['snapshots'] if s['name'] == 'old'][0]['details']['stale'] is True
     with pytest.raises(StorageError):   # its point in time is gone: no copy of it
         sc.volume(vdir, 'fromold', source_volume=VOL, source_snapshot='old')
     changed, result, diff = sc.snapshot(vdir, VOL, 'old', state='absent')
     assert changed and any('stale' in a for a in result['actions'])
-    assert diff['after'] == sc.expected_info(VOL, ['a'])
+    assert diff['before'] == {'snapshots': ['a', 'old']} and diff['after'] == {'snapshots': ['a']}
+    sc.assert_info(vdir, VOL, sc.expected_info(VOL, ['a']))
     assert not os.path.exists(stale)
     sc.check_volume_state(vdir, VOL, timeline, [('a', a)])
     changed, _result, _diff = sc.snapshot(vdir, VOL, 'old', state='absent')

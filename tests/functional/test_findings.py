@@ -348,7 +348,7 @@ def test_standalone_qcow2_after_an_online_delete(vdir):
     with open(os.path.join(vdir, 'volume-V.info'), 'w') as handle:
         handle.write(sc.cinder_info({'active': 'volume-V.s1'}).decode())
     desc = sc.info_of(vdir, 'V')
-    assert desc['format'] == 'qcow2' and desc['snapshots'] == [] and desc['active_file'] == 'volume-V.s1'
+    assert desc['format'] == 'qcow2' and desc['snapshots'] == [] and desc['details']['active_file'] == 'volume-V.s1'
     assert not sc.pattern_problems(overlay, 'qcow2', timeline.expectations(2))
     sc.snapshot(vdir, 'V', 's2')
     timeline.write(*sc.active_view(vdir, 'V'))

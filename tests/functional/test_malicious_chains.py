@@ -210,7 +210,9 @@ def test_info_entry_naming_a_stray_file_is_dropped_not_deleted(vdir):
     kept = sc.fingerprint(stray)
     set_info(vdir, dict(info, evil='volume-X.evil'))
     changed, result, diff = sc.snapshot(vdir, X, 'evil', state='absent')
-    assert changed and diff['after'] == info, (result, diff)
+    assert changed and diff['after'] == {'snapshots': ['a', 'b']}, (result, diff)
+    assert sorted(diff['before']['snapshots']) == ['a', 'b', 'evil'], (result, diff)
+    sc.assert_info(vdir, X, info)
     assert 'kept' in ' '.join(result['actions'])
     assert sc.fingerprint(stray) == kept and sc.read_info(vdir, X) == info
     os.unlink(stray)

@@ -445,7 +445,7 @@ def test_extend_with_snapshots_on_both_sides(cinder):
     mod_snapshot(directory, vol, snap, state='absent')
     check_data(directory, vol, timeline, {})
     desc = mod_info(directory, vol)['volume']
-    assert desc['size_bytes'] == 4 * GIB and desc['active_file'] == sc.base_file(vol)
+    assert desc['size_bytes'] == 4 * GIB and desc['details']['active_file'] == sc.base_file(vol)
     assert os.path.getsize(os.path.join(directory, sc.base_file(vol))) == 4 * GIB
     mod_volume(directory, vol, state='absent')
     assert files_of(directory, vol) == []
@@ -485,7 +485,7 @@ def test_cinder_snapshot_of_small_volume(cinder):
     assert changed
     check_data(directory, vol, timeline, {})
     desc = mod_info(directory, vol)['volume']
-    assert desc['size_bytes'] == GIB and desc['active_file'] == sc.base_file(vol)
+    assert desc['size_bytes'] == GIB and desc['details']['active_file'] == sc.base_file(vol)
     mod_volume(directory, vol, state='absent')
     assert files_of(directory, vol) == []
 
@@ -564,7 +564,7 @@ def test_online_deleted_leftover(cinder, cinder_ref):
     check_data(mixed, vol, timeline, {})
 
     desc = mod_info(mixed, vol)['volume']
-    assert (desc['format'], desc['active_file'], desc['size_bytes']) == ('qcow2', leftover, GIB)
+    assert (desc['format'], desc['details']['active_file'], desc['size_bytes']) == ('qcow2', leftover, GIB)
     assert desc['snapshots'] == []
     listing = mod_info(mixed)
     assert vol in listing['volumes_by_name']
@@ -733,7 +733,7 @@ def test_cinder_qcow2_volumes_adopted(cinder_qcow2):
     # test_cinder_qcow2_format_after_cinder_deletes_last_snapshot): state it
     mod_volume(directory, chained, format='qcow2')
     desc = mod_info(directory, chained)['volume']
-    assert desc['format'] == 'qcow2' and desc['active_file'] == sc.base_file(chained)
+    assert desc['format'] == 'qcow2' and desc['details']['active_file'] == sc.base_file(chained)
     for vol in (plain, chained):
         cinder.call('delete_volume', volume=vol)
         mod_volume(directory, vol, state='absent')
@@ -763,7 +763,7 @@ def test_cinder_qcow2_format_after_cinder_deletes_last_snapshot(cinder_qcow2):
     cinder.call('delete_snapshot', volume=vol, snapshot=snap)
     try:
         desc = mod_info(directory, vol)['volume']
-        assert desc['format'] == 'qcow2' and desc['active_file'] == sc.base_file(vol)
+        assert desc['format'] == 'qcow2' and desc['details']['active_file'] == sc.base_file(vol)
         check_data(directory, vol, timeline, {}, base_fmt='qcow2')
     finally:
         cinder.call('delete_volume', volume=vol)

@@ -16,6 +16,14 @@ from ansible_collections.blockyard.storage.plugins.module_utils.errors import In
 
 _PREFIX = 'ansible_collections.blockyard.storage.plugins.module_utils.backends.'
 
+# Ansible ships a module with the module_utils its source imports (AnsiballZ
+# reads the imports, it does not run them): name every backend package here,
+# inside a branch that never runs, so that the lazy imports below find them on
+# the managed host. Add a new backend's package here too.
+_SHIPPED = False
+if _SHIPPED:
+    from ansible_collections.blockyard.storage.plugins.module_utils.backends import file  # noqa: F401
+
 # name: (package below backends/, what to install when its import fails);
 # each package exports its class as BACKEND
 REGISTRY = {
