@@ -139,7 +139,7 @@ def test_delete_with_snapshots_needs_force(loc):
 
 # ------------------------------------------------------------------ snapshots
 @pytest.mark.parametrize('order', list(itertools.permutations(['s1', 's2', 's3'])),
-                         ids=lambda o: '-'.join(o))
+                         ids='-'.join)
 def test_snapshot_delete_orders(loc, order):
     timeline, points = ct.build(loc, 'V', snaps=3)
     problems = ct.state_problems(loc, 'V', timeline, points)
@@ -723,8 +723,8 @@ def test_copy_across_two_locations(two_shares):
     changed, result, _d = ct.volume(both, 'F', source_volume='V', source_snapshot='s1', **copy)
     assert changed and result['location'] == SHARE_B
     listed = ct.info(both)
-    assert dict((v['name'], v['location']) for v in listed['volumes']) == {'V': SHARE_A, 'C': SHARE_B,
-                                                                          'F': SHARE_B}
+    placed = dict((v['name'], v['location']) for v in listed['volumes'])
+    assert placed == {'V': SHARE_A, 'C': SHARE_B, 'F': SHARE_B}
     assert [c['location'] for c in listed['locations']] == [SHARE_A, SHARE_B]
     problems = ct.point_problems(both, 'C', timeline, timeline.now) + \
         ct.point_problems(both, 'F', timeline, snaps[0][1]) + \
@@ -778,8 +778,10 @@ def test_kill_during_a_copy_across_two_locations(two_shares, source_snapshot):
     only, its data), and a further run changes nothing."""
     base, points = two_shares
     both = SharesLocation(base, [SHARE_A, SHARE_B], points)
-    params = lambda: ct.vparams(both, 'C', source_volume='V', source_snapshot=source_snapshot,  # noqa: E731
-                                max_over_subscription_ratio=RATIO, size='16M')
+
+    def params():
+        return ct.vparams(both, 'C', source_volume='V', source_snapshot=source_snapshot,
+                          max_over_subscription_ratio=RATIO, size='16M')
     _only_a, _both, timeline, snaps = _shares_with_a_source(two_shares)
     with sc.recorded_checkpoints() as hits:
         changed, result, _d = volumes.ensure_volume(params(), False)
