@@ -25,7 +25,6 @@ The tree of one case (ROOT is a fresh directory on tmpfs):
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import contextlib
 import errno
 import hashlib
 import json
@@ -35,7 +34,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 import traceback
 
@@ -409,35 +407,22 @@ def qcow2_header_with_backing(path, backing, size=SIZE_BYTES):
 
 
 # ------------------------------------------------------------------ real journals
-@contextlib.contextmanager
 def journal_recorder(vdir):
     """Record every journal file of vdir at every checkpoint the core
     reaches (in process, nothing killed): [(checkpoint, file name, JSON)]."""
-    from ansible_collections.blockyard.storage.plugins.module_utils import runner
-    seen = []
-    original = runner.checkpoint
+    import snapchain
 
-    def record(name):
+    def journals(name):
+        found = []
         for entry in sorted(os.listdir(vdir)):
             if entry.endswith('.journal'):
                 try:
                     with open(os.path.join(vdir, entry), 'rb') as handle:
-                        seen.append((name, entry, json.loads(handle.read().decode('utf-8'))))
+                        found.append((name, entry, json.loads(handle.read().decode('utf-8'))))
                 except (IOError, OSError, ValueError):
                     pass
-        original(name)
-
-    patched = []
-    for mod_name, mod in list(sys.modules.items()):
-        if mod is not None and mod_name.startswith('ansible_collections.blockyard.storage.') \
-                and getattr(mod, 'checkpoint', None) is original:
-            setattr(mod, 'checkpoint', record)
-            patched.append(mod)
-    try:
-        yield seen
-    finally:
-        for mod in patched:
-            setattr(mod, 'checkpoint', original)
+        return found
+    return snapchain.recorded_checkpoints(journals)
 
 
 def _placeholders(value, root, vdir):

@@ -81,26 +81,27 @@ def unimmutable(path):
 
 
 # ------------------------------------------------------------------ process trees
-def _proc_stat(pid):
-    """(ppid, state) of pid, or None when it is gone."""
+def _stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command name, or None when
+    the process is gone."""
     try:
         with open('/proc/%d/stat' % pid, 'rb') as handle:
             raw = handle.read().decode('latin-1')
     except (IOError, OSError):
         return None
-    rest = raw[raw.rindex(')') + 2:].split()
-    return int(rest[1]), rest[0]
+    return raw[raw.rindex(')') + 2:].split()
+
+
+def _proc_stat(pid):
+    """(ppid, state) of pid, or None when it is gone."""
+    rest = _stat_fields(pid)
+    return None if rest is None else (int(rest[1]), rest[0])
 
 
 def session_of(pid):
     """(pgid, session id) of pid, or None when it is gone."""
-    try:
-        with open('/proc/%d/stat' % pid, 'rb') as handle:
-            raw = handle.read().decode('latin-1')
-    except (IOError, OSError):
-        return None
-    rest = raw[raw.rindex(')') + 2:].split()
-    return int(rest[2]), int(rest[3])
+    rest = _stat_fields(pid)
+    return None if rest is None else (int(rest[2]), int(rest[3]))
 
 
 def _all_pids():
@@ -716,3 +717,14 @@ def verify_copy(dest, point_of, fmt='raw', size=sc.VOL_SIZE, source=True):
             problems += verify_chain([p[0] for p in ctx['points']])(directory, ctx)
         return problems
     return verify
+
+
+def setup_image(directory, scratch, base_fmt='qcow2', per_directory=False):
+    """An 8 MiB image with a pattern in scratch, for a copy from an image."""
+    timeline = sc.Timeline()
+    name = 'image-%s.raw' % os.path.basename(directory) if per_directory else 'image.raw'
+    path = os.path.join(scratch, name)
+    if os.path.exists(path):
+        os.unlink(path)
+    make_image(path, timeline, size=8 * sc.MIB)
+    return {'timeline': timeline, 'image': path, 'points': [], 'vol': 'I', 'base_fmt': base_fmt}

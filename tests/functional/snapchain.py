@@ -377,15 +377,19 @@ def run_child(func_name, params, fault=None, skip=0, timeout=300):
 
 
 @contextlib.contextmanager
-def recorded_checkpoints():
+def recorded_checkpoints(on_hit=None):
     """Record the checkpoints an in-process operation reaches (the names
-    runner.checkpoint is called with), in order."""
+    runner.checkpoint is called with), in order; on_hit(name) is called at
+    each (and what it returns, when not None, is recorded instead)."""
     from ansible_collections.blockyard.storage.plugins.module_utils import runner
     hits = []
     original = runner.checkpoint
 
     def record(name):
-        hits.append(name)
+        if on_hit is None:
+            hits.append(name)
+        else:
+            hits.extend(on_hit(name) or [])
         original(name)
 
     patched = []

@@ -33,6 +33,7 @@ import tempfile
 
 import pytest
 
+import faultkit as fk
 import snapchain as sc
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import layout
 from ansible_collections.blockyard.storage.plugins.module_utils import backends, fileio, qcow2, volumes
@@ -46,16 +47,7 @@ V = 'V'
 def build(directory, vol=V, snaps=0, base_fmt='raw', writes_after=True):
     """vol with snapshots s1..s<snaps>, a pattern written before each and
     (writes_after) after the last. Returns the context of the checks."""
-    timeline = sc.Timeline()
-    sc.volume(directory, vol, size='4M', format=base_fmt)
-    timeline.write(*sc.active_view(directory, vol, base_fmt))
-    points = []
-    for i in range(1, snaps + 1):
-        sc.snapshot(directory, vol, 's%d' % i)
-        points.append(('s%d' % i, timeline.now))
-        if writes_after or i < snaps:
-            timeline.write(*sc.active_view(directory, vol, base_fmt))
-    return {'timeline': timeline, 'points': points, 'base_fmt': base_fmt, 'vol': vol}
+    return fk.build(directory, vol, snaps, base_fmt, writes_after=writes_after)
 
 
 def nothing(directory):

@@ -24,6 +24,7 @@ file) and a further run changes nothing."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import functools
 import os
 import shutil
 
@@ -50,15 +51,6 @@ class Op(object):
 
     def __repr__(self):
         return self.name
-
-
-def setup_image(directory, scratch):
-    timeline = sc.Timeline()
-    path = os.path.join(scratch, 'image.raw')
-    if os.path.exists(path):
-        os.unlink(path)
-    fk.make_image(path, timeline, size=8 * sc.MIB)
-    return {'timeline': timeline, 'image': path, 'points': [], 'vol': 'I', 'base_fmt': 'raw'}
 
 
 def verify_created(directory, ctx):
@@ -88,7 +80,7 @@ OPS = [
        fk.setup_chain(2), fk.verify_copy('F', lambda ctx: ctx['points'][0][1], size=8 * sc.MIB), [V, 'F']),
     Op('from-image', 'ensure_volume',
        lambda d, c: sc.vparams(d, 'I', source_image=c['image'], source_image_format='raw', format='qcow2'),
-       setup_image, fk.verify_copy('I', lambda ctx: 2, fmt='qcow2', size=8 * sc.MIB, source=False), ['I']),
+       functools.partial(fk.setup_image, base_fmt='raw'), fk.verify_copy('I', lambda ctx: 2, fmt='qcow2', size=8 * sc.MIB, source=False), ['I']),
     Op('extend-thick', 'ensure_volume', lambda d, c: sc.vparams(d, V, size='8M', provisioning=None),
        fk.setup_chain(0, provisioning='thick'), fk.verify_chain([], size=8 * sc.MIB, thick=True), [V],
        may_leave_journal=True),

@@ -76,15 +76,6 @@ class KOp(object):
         return base
 
 
-def setup_image(directory, scratch):
-    timeline = sc.Timeline()
-    path = os.path.join(scratch, 'image.raw')
-    if os.path.exists(path):
-        os.unlink(path)
-    fk.make_image(path, timeline, size=8 * sc.MIB)
-    return {'timeline': timeline, 'image': path, 'points': [], 'vol': 'I', 'base_fmt': 'qcow2'}
-
-
 def verify_thick(directory, ctx):
     problems = []
     files = sc.volume_files(directory, V)
@@ -118,7 +109,7 @@ OPS = [
         present=[V, 'F']),
     KOp('from-image', 'volume', lambda d, s: dict(name='I', source_image=os.path.join(s, 'image.raw'),
                                                   source_image_format='raw', format='qcow2'),
-        setup=setup_image, verify=fk.verify_copy('I', lambda ctx: 2, fmt='qcow2', size=8 * sc.MIB, source=False),
+        setup=fk.setup_image, verify=fk.verify_copy('I', lambda ctx: 2, fmt='qcow2', size=8 * sc.MIB, source=False),
         present=['I']),
     KOp('extend-thick', 'volume', lambda d, s: dict(name=V, size='16M'),
         setup=fk.setup_chain(0, provisioning='thick'), verify=fk.verify_chain([], size=16 * sc.MIB, thick=True), present=[V]),

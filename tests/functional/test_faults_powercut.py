@@ -17,6 +17,7 @@ bookkeeping names must be flushed before the bookkeeping names it."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import functools
 import os
 import shutil
 
@@ -42,13 +43,6 @@ class Cut(object):
         return self.name
 
 
-def setup_image(directory, scratch):
-    timeline = sc.Timeline()
-    path = os.path.join(scratch, 'image-%s.raw' % os.path.basename(directory))
-    fk.make_image(path, timeline, size=8 * sc.MIB)
-    return {'timeline': timeline, 'image': path, 'points': [], 'vol': 'I', 'base_fmt': 'qcow2'}
-
-
 CUTS = [
     Cut('clone', 'ensure_volume', lambda d, c: sc.vparams(d, 'C', source_volume=V),
         fk.setup_chain(2), fk.verify_copy('C', lambda ctx: ctx['timeline'].now), [V, 'C']),
@@ -61,10 +55,10 @@ CUTS = [
         fk.setup_chain(2), fk.verify_copy('F', lambda ctx: ctx['points'][0][1], size=8 * sc.MIB), [V, 'F']),
     Cut('from-image', 'ensure_volume',
         lambda d, c: sc.vparams(d, 'I', source_image=c['image'], source_image_format='raw'),
-        setup_image, fk.verify_copy('I', lambda ctx: 2, size=8 * sc.MIB, source=False), ['I']),
+        functools.partial(fk.setup_image, per_directory=True), fk.verify_copy('I', lambda ctx: 2, size=8 * sc.MIB, source=False), ['I']),
     Cut('from-image-qcow2', 'ensure_volume',
         lambda d, c: sc.vparams(d, 'I', source_image=c['image'], source_image_format='raw', format='qcow2'),
-        setup_image, fk.verify_copy('I', lambda ctx: 2, fmt='qcow2', size=8 * sc.MIB, source=False), ['I']),
+        functools.partial(fk.setup_image, per_directory=True), fk.verify_copy('I', lambda ctx: 2, fmt='qcow2', size=8 * sc.MIB, source=False), ['I']),
     Cut('snapshot-create', 'ensure_snapshot', lambda d, c: sc.sparams(d, V, 's3'),
         fk.setup_chain(2), fk.verify_snapshot_created, [V]),
     Cut('snapshot-delete-first', 'ensure_snapshot', lambda d, c: sc.sparams(d, V, 's1', 'absent'),

@@ -13,4 +13,4 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from module_harness import run_module, vdir  # noqa: E402,F401  pylint: disable=unused-import  (fixtures)
+from module_harness import run_module, vdir  # noqa: E402,F401  # pylint: disable=unused-import
