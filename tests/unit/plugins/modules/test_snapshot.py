@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from module_harness import documented_options, module_docs, module_spec, returned_keys
+from module_harness import module_docs, returned_keys
 
 MIB = 1024 * 1024
 
@@ -40,19 +40,6 @@ def write(run_module, vdir, pattern):
     res = subprocess.run(['qemu-io', '-f', details['active_format'], '-c', 'write -P %d 0 65536' % pattern,
                           details['path']], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     assert res.returncode == 0, res.stdout
-
-
-def test_argument_spec_matches_the_documentation():
-    spec = module_spec('snapshot')
-    options = documented_options('snapshot')
-    assert sorted(spec['argument_spec']) == sorted(options)
-    for name, option in spec['argument_spec'].items():
-        doc = options[name]
-        assert option.get('type', 'str') == doc.get('type', 'str'), name
-        assert option.get('choices') == doc.get('choices'), name
-        assert bool(option.get('required')) == bool(doc.get('required')), name
-        assert option.get('default') == doc.get('default'), name
-    assert spec['supports_check_mode'] is True
 
 
 @pytest.mark.parametrize('given, words', [

@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from module_harness import documented_options, module_docs, module_spec, returned_keys
+from module_harness import module_docs, returned_keys
 
 MIB = 1024 * 1024
 
@@ -23,19 +23,6 @@ def listing(directory):
 
 
 # ------------------------------------------------------------------ argument spec
-def test_argument_spec_matches_the_documentation():
-    spec = module_spec('volume')
-    options = documented_options('volume')
-    assert sorted(spec['argument_spec']) == sorted(options)
-    for name, option in spec['argument_spec'].items():
-        doc = options[name]
-        assert option.get('type', 'str') == doc.get('type', 'str'), name
-        assert option.get('choices') == doc.get('choices'), name
-        assert bool(option.get('required')) == bool(doc.get('required')), name
-        assert option.get('default') == doc.get('default'), name
-    assert spec['supports_check_mode'] is True
-
-
 @pytest.mark.parametrize('args, words', [
     ({'size': 1}, ['missing required arguments', 'name']),
     ({'name': 'v', 'state': 'gone'}, ['state', 'present, absent']),

@@ -12,24 +12,9 @@ import os
 
 import pytest
 
-from module_harness import documented_options, module_docs, module_spec, returned_keys
+from module_harness import module_docs, returned_keys
 
 MIB = 1024 * 1024
-
-
-def test_argument_spec_matches_the_documentation():
-    spec = module_spec('volume_info')
-    options = documented_options('volume_info')
-    assert sorted(spec['argument_spec']) == sorted(options)
-    for name, option in spec['argument_spec'].items():
-        doc = options[name]
-        assert option.get('type', 'str') == doc.get('type', 'str'), name
-        assert option.get('choices') == doc.get('choices'), name
-        assert bool(option.get('required')) == bool(doc.get('required')), name
-        assert option.get('default') == doc.get('default'), name
-    assert spec['supports_check_mode'] is True
-    for option in ('state', 'size', 'max_over_subscription_ratio', 'owner'):
-        assert option not in spec['argument_spec']
 
 
 @pytest.mark.parametrize('given, words', [
