@@ -750,8 +750,8 @@ def listing_problems(setup, result, pristine):
     phantoms = sorted(set(by_name) - set(reference))
     if phantoms:
         problems.append('listing: phantom volumes %r' % phantoms)
-    problems += [p.replace('named', 'listing:', 1) for p in named_info_problems(setup, by_name.get(setup.target),
-                                                                                 pristine)]
+    named = named_info_problems(setup, by_name.get(setup.target), pristine)
+    problems += [p.replace('named', 'listing:', 1) for p in named]
     if setup.listed in ('ok', 'absent'):
         provisioned = result['capacity']['provisioned_bytes']
         listed = sum(v.get('size_bytes') or 0 for v in by_name.values())
@@ -897,8 +897,8 @@ def _refused_as_bad_input(pristine, func, name):
         after = adv.manifest(root, known=known)
         problems = []
         if res['status'] == 'ok':
-            problems.append('was not refused: changed=%r actions=%r' % (res['value'][0],
-                                                                         (res['value'][1] or {}).get('actions')))
+            actions = (res['value'][1] or {}).get('actions')
+            problems.append('was not refused: changed=%r actions=%r' % (res['value'][0], actions))
         else:
             problems += error_problems(res, (name, name.strip()), invalid_input=True)
         changes = adv.diff_manifest(before, after)

@@ -67,8 +67,8 @@ def child_problems(calls, results):
     for (func, params, _wave), (rc, report, err, wall) in zip(calls, results):
         what = '%s(name=%s, source_volume=%s)' % (func, params.get('name'), params.get('source_volume'))
         if rc != 0:
-            problems.append('%s failed (rc %s) after %.1fs: %s %s %s' % (what, rc, wall, report.get('error'),
-                                                                       report.get('msg'), err[-500:]))
+            problems.append('%s failed (rc %s) after %.1fs: %s %s %s'
+                            % (what, rc, wall, report.get('error'), report.get('msg'), err[-500:]))
         elif wall > FINISH_WITHIN:
             problems.append('%s took %.1fs (a lock wait: deadlock?)' % (what, wall))
     return problems
