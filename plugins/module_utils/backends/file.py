@@ -181,8 +181,8 @@ class FileBackend(Backend):
         except UnsafeImage as exc:
             details = dict(exc.details, volume=name)
             if exc.details.get('reason') == 'too_large':
-                raise UnsafeImage('Volume %s: %s holds a virtual size of %d bytes (%s), above the %d bytes recorded for '
-                                  'the volume. Another tool (Cinder\'s extend or its whole-GiB snapshots) may have '
+                raise UnsafeImage('Volume %s: %s holds a virtual size of %d bytes (%s), above the %d bytes allowed (the recorded size, or the '
+                                  'size restated). Another tool (Cinder\'s extend or its whole-GiB snapshots) may have '
                                   'grown it: if so, restate size: %s (or more) with blockyard.storage.volume to adopt '
                                   'that size. Nothing was touched.'
                                   % (name, os.path.basename(exc.details.get('path', '')), exc.details['virtual_size'],
@@ -215,7 +215,7 @@ class FileBackend(Backend):
         if larger:
             # a raw file is its own size: Cinder's extend grows it in place
             grown = max(item.virtual_size for item in larger)
-            raise UnsafeImage('Volume %s: %s holds %d bytes (%s), above the %d bytes recorded for the volume. Another '
+            raise UnsafeImage('Volume %s: %s holds %d bytes (%s), above the %d bytes allowed (the recorded size, or the size restated). Another '
                               'tool (Cinder\'s extend) may have grown it: if so, restate size: %s (or more) with '
                               'blockyard.storage.volume to adopt that size. Nothing was touched.'
                               % (name, larger[0].file, grown, naming.human_size(grown), limit,
@@ -256,6 +256,7 @@ class FileBackend(Backend):
                               'stale': entry is None, 'pending': snap in affected})
         result = {
             'name': volume.name,
+            'state': 'present',
             'backend': self.kind,
             'provider_location': self.provider_location,
             'directory': self.directory,
