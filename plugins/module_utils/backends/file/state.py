@@ -27,7 +27,8 @@ class FileVolume:
         self.info = info                   # the .info map or None
         self.chain = chain                 # qcow2.ChainEntry list, active first
         self.managed = managed             # False: adopted, no .meta yet
-        self.pending = pending             # the journal of an interrupted operation, or None
+        self.pending = pending
+        self._snapshots = None             # the journal of an interrupted operation, or None
         self._by_file = dict((item.file, item) for item in chain)
         self._by_backing = dict((item.backing_file, item) for item in chain if item.backing_file)
 
@@ -51,7 +52,9 @@ class FileVolume:
 
     @property
     def snapshots(self):
-        return Bookkeeping.snapshots(self.info)
+        if self._snapshots is None:     # read once: listings ask for it per snapshot
+            self._snapshots = Bookkeeping.snapshots(self.info)
+        return self._snapshots
 
     def ordered_snapshots(self):
         """Snapshot names oldest first: by the depth of their overlay in the
