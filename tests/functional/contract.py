@@ -169,13 +169,7 @@ def gluster_root():
     mount_point = tempfile.mkdtemp(prefix='blockyard-contract-gluster-')
 
     def close():
-        if os.path.ismount(mount_point):
-            if _run(['umount', mount_point]).returncode != 0:
-                _run(['umount', '-l', mount_point])
-        try:
-            os.rmdir(mount_point)
-        except OSError:
-            pass
+        sc.remove_mount(mount_point)
         subprocess.run([lab, 'stop'], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600,
                        check=False)
     try:

@@ -35,6 +35,7 @@ import uuid
 import pytest
 
 import snapchain as sc
+from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import layout
 
 VENV = os.path.join(sc.REPO_ROOT, '.venv')
 ANSIBLE_PLAYBOOK = os.path.join(VENV, 'bin', 'ansible-playbook')
@@ -538,7 +539,7 @@ def info_problems(directory, vol):
     if raw != sc.cinder_info(info):
         problems.append(".info of %s is not in Cinder's exact format: %r" % (vol, raw))
     for key, value in sorted(info.items()):
-        if not isinstance(value, str) or '/' in value or not value.startswith('volume-%s' % vol):
+        if not isinstance(value, str) or not layout.chain_pattern(vol).fullmatch(value):
             problems.append('.info of %s maps %s to %r, not a file of the volume' % (vol, key, value))
         elif not os.path.isfile(os.path.join(directory, value)):
             problems.append('.info of %s maps %s to %s, which is missing' % (vol, key, value))

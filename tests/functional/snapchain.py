@@ -725,3 +725,16 @@ def concurrent_snapshots(vdir, scratch, ops, seed, vol='V'):
     check_volume_state(vdir, vol, timeline, [])
     return ('locked sections: %d, worker switches: %d; snapshots created: %d, deleted concurrently: %d, left: %d'
             % (len(sections), switches, len(log), len(deleted), len(remaining)))
+
+
+def remove_mount(mount_point):
+    """Unmount mount_point (lazily if it is busy) and remove the directory."""
+    if os.path.ismount(mount_point):
+        if subprocess.run(['umount', mount_point], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          check=False).returncode != 0:
+            subprocess.run(['umount', '-l', mount_point], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           check=False)
+    try:
+        os.rmdir(mount_point)
+    except OSError:
+        pass

@@ -24,7 +24,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -35,7 +34,6 @@ import pytest
 
 import faultkit as fk
 import snapchain as sc
-from ansible_collections.blockyard.storage.plugins.module_utils.backends.file import layout
 from ansible_collections.blockyard.storage.plugins.module_utils import backends, fileio, qcow2, volumes
 from ansible_collections.blockyard.storage.plugins.module_utils import plan as plan_module
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.file.backend import FileBackend
@@ -261,27 +259,8 @@ def test_checkpoints_are_covered(discovered):
 # ------------------------------------------------------------------ invariants
 def check_invariants(directory, vol):
     """What must hold right after a kill, before anything recovers."""
-    problems = []
-    book_pattern = layout.chain_pattern(vol)
-    info_file = sc.info_path(directory, vol)
+    problems = fk.info_problems(directory, vol)
     journal = os.path.join(directory, 'volume-%s.journal' % vol)
-    if os.path.exists(info_file):
-        with open(info_file, 'rb') as handle:
-            raw = handle.read()
-        try:
-            info = json.loads(raw.decode('utf-8'))
-        except ValueError as exc:
-            return ['.info of %s is not JSON (%s): %r' % (vol, exc, raw)]
-        if not isinstance(info, dict) or 'active' not in info:
-            problems.append('.info of %s is not a map with "active": %r' % (vol, raw))
-        elif raw != sc.cinder_info(info):
-            problems.append('.info of %s is not in Cinder\'s exact format: %r' % (vol, raw))
-        else:
-            for key, value in info.items():
-                if not book_pattern.match(value):
-                    problems.append('.info of %s maps %s to %r, not a file of the volume' % (vol, key, value))
-                elif not os.path.isfile(os.path.join(directory, value)):
-                    problems.append('.info of %s maps %s to %s, which is missing' % (vol, key, value))
     for sidecar in ('meta', 'journal'):
         path = os.path.join(directory, 'volume-%s.%s' % (vol, sidecar))
         if os.path.exists(path):

@@ -133,13 +133,7 @@ def gluster_mount():
             time.sleep(0.2)
         yield os.path.realpath(mount_point)
     finally:
-        if os.path.ismount(mount_point):
-            if _run(['umount', mount_point]).returncode != 0:
-                _run(['umount', '-l', mount_point])
-        try:
-            os.rmdir(mount_point)
-        except OSError:
-            pass
+        sc.remove_mount(mount_point)
         server.stop()
 
 
