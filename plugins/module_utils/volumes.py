@@ -85,10 +85,9 @@ def place(params, candidates, size, provisioning, prefer=None):
     """Where a new volume goes: `prefer` (beside its copy's source: one
     filesystem, reflinks) when it passes the limits, else the best location."""
     limits = (params.get('max_over_subscription_ratio'), params.get('reserved_percentage') or 0)
-    unlimited = getattr(candidates[0], 'is_local_directory', False) and limits == (None, 0)
-    if unlimited and len(candidates) == 1:
+    if len(candidates) == 1 and candidates[0].unlimited_by_default and limits == (None, 0):
         return candidates[0]      # a plain directory: no placement limits unless asked for
-    if prefer is not None and prefer.lock_key('') in [c.lock_key('') for c in candidates]:
+    if prefer is not None and prefer in candidates:
         try:
             return select_backend([prefer], size or 0, provisioning, *limits)
         except Conflict:
@@ -96,17 +95,22 @@ def place(params, candidates, size, provisioning, prefer=None):
     return select_backend(candidates, size or 0, provisioning, *limits)
 
 
-def locate(params, name, create=True, size=None, provisioning='thin'):
+def holder(candidates, name):
+    """The location of an existing volume: the one that holds it, the only
+    one there is, or NotFound."""
+    found = find_volume(candidates, name)
+    if found is not None:
+        return found
+    if len(candidates) == 1:
+        return candidates[0]
+    raise NotFound('Volume %s is in none of the locations (%s).'
+                   % (name, ', '.join(str(b.location) for b in candidates)))
+
+
+def locate(params, name):
+    """(the location of existing volume name, notes on unusable locations)."""
     candidates, notes = candidate_backends(params)
-    holder = find_volume(candidates, name)
-    if holder is not None:
-        return holder, notes
-    if not create:
-        if len(candidates) == 1:
-            return candidates[0], notes
-        raise NotFound('Volume %s is in none of the locations (%s).'
-                       % (name, ', '.join(str(b.location) for b in candidates)))
-    return place(params, candidates, size, provisioning), notes
+    return holder(candidates, name), notes
 
 
 @contextlib.contextmanager
@@ -182,7 +186,7 @@ def ensure_volume(params, check_mode):
         candidates[0].validate_name(params['source_volume'], 'source volume')
         if params.get('source_snapshot'):
             candidates[0].validate_snapshot_name(params['source_snapshot'])
-        src_backend, _n = locate(params, params['source_volume'], create=False)
+        src_backend = holder(candidates, params['source_volume'])
     backend = find_volume(candidates, name)
     if backend is None:
         if state == 'absent':
@@ -196,7 +200,7 @@ def ensure_volume(params, check_mode):
     holders = [(backend, name)] + ([(src_backend, params['source_volume'])] if src_backend else [])
     # a lock file with no volume is a leftover (of an interrupted run, or of
     # Cinder's delete_volume, which knows nothing of it): absent removes it
-    lone_lock = state == 'absent' and getattr(backend, 'has_lone_lock', lambda n: False)(name)
+    lone_lock = state == 'absent' and backend.has_lone_lock(name)
 
     with locked(check_mode, *holders):
         actions = []
@@ -282,10 +286,10 @@ def volume_info(params):
 # ------------------------------------------------------------------ snapshot
 def ensure_snapshot(params, check_mode):
     state = params.get('state') or 'present'
-    candidates, _n = candidate_backends(params)
+    candidates, notes = candidate_backends(params)
     volume_name = candidates[0].validate_name(params['volume'])
     snap = candidates[0].validate_snapshot_name(params['name'])
-    backend, notes = locate(params, volume_name, create=False)
+    backend = holder(candidates, volume_name)
     if state == 'reverted':
         backend.require_capability('revert_latest', 'Reverting a volume to a snapshot')
     with locked(check_mode, (backend, volume_name)):

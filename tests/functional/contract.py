@@ -237,7 +237,7 @@ def info(loc, name=None, **kwargs):
 
 def backend_of(loc, name, params=None):
     """The contract object of the location holding volume `name`."""
-    backend, _notes = volumes.locate(params or vparams(loc, name), name, create=False)
+    backend, _notes = volumes.locate(params or vparams(loc, name), name)
     return backend
 
 

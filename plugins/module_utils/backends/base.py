@@ -55,6 +55,10 @@ class Backend:
         """How results name this location (a share string, a pool...)."""
         raise NotImplementedError
 
+    # True for a location with no placement limits unless the operator sets
+    # them (a plain local directory); shares and pools are always checked.
+    unlimited_by_default = False
+
     # ------------------------------------------------------------ names
     def validate_name(self, name, what='volume'):
         return naming.validate_name(name, what, getattr(self, 'cinder_names', False))
@@ -121,6 +125,11 @@ class Backend:
 
     def check_lock(self, name):
         """Check mode: what taking the lock would refuse, without taking it."""
+
+    def has_lone_lock(self, name):
+        """True when only the lock of a volume that does not exist is left (a
+        leftover that deleting the volume removes, and reports)."""
+        return False
 
     def recover(self, name, check_mode=False, discard_invalid=False):
         """Complete or undo an operation on `name` that a crash interrupted;

@@ -102,8 +102,8 @@ class FileBackend(Recovery, Snapshots, Backend):
         return self.provider_location
 
     @property
-    def is_local_directory(self):
-        return self.provider_location == self.directory
+    def unlimited_by_default(self):
+        return self.provider_location == self.directory     # volume_dir, not a share
 
     def lock_key(self, name):
         return (self.directory, name)
@@ -192,22 +192,12 @@ class FileBackend(Recovery, Snapshots, Backend):
         limit = None if limits[0] is None else max(v for v in limits if v is not None)
         try:
             chain = qcow2.walk_chain(book.path(active), book.pattern, expected_top_format=top_fmt,
-                                     max_depth=MAX_CHAIN_DEPTH, max_virtual_size=limit)
+                                     max_depth=MAX_CHAIN_DEPTH)
         except UnsafeImage as exc:
-            details = dict(exc.details, volume=name)
-            if exc.details.get('reason') == 'too_large':
-                raise UnsafeImage('Volume %s: %s holds a virtual size of %d bytes (%s), above the %d bytes allowed (the recorded size, or the '
-                                  'size restated). Another tool (Cinder\'s extend or its whole-GiB snapshots) may have '
-                                  'grown it: if so, restate size: %s (or more) with blockyard.storage.volume to adopt '
-                                  'that size. Nothing was touched.'
-                                  % (name, os.path.basename(exc.details.get('path', '')), exc.details['virtual_size'],
-                                     naming.human_size(exc.details['virtual_size']), limit,
-                                     naming.human_size(_round_up(exc.details['virtual_size'], 1024 ** 2))),
-                                  **details)
             raise UnsafeImage('Volume %s failed the image-safety checks: %s Nothing was touched. Its files were '
                               'changed outside this collection (by a guest or a tool); inspect them with '
                               '"qemu-img info -U" and restore them, or delete the volume.'
-                              % (name, exc.msg), **details)
+                              % (name, exc.msg), **dict(exc.details, volume=name))
         walked = set(item.file for item in chain)
         for key, value in (info or {}).items():
             if value not in walked:
@@ -228,14 +218,16 @@ class FileBackend(Recovery, Snapshots, Backend):
         base_fmt = base_fmt or bottom.format
         larger = [item for item in chain if limit is not None and item.virtual_size > limit]
         if larger:
-            # a raw file is its own size: Cinder's extend grows it in place
-            grown = max(item.virtual_size for item in larger)
-            raise UnsafeImage('Volume %s: %s holds %d bytes (%s), above the %d bytes allowed (the recorded size, or the size restated). Another '
-                              'tool (Cinder\'s extend) may have grown it: if so, restate size: %s (or more) with '
+            # a qcow2 header's virtual size, or a raw file's own size (Cinder's
+            # extend grows it in place, its snapshots make whole-GiB overlays)
+            grown = max(larger, key=lambda item: item.virtual_size)
+            raise UnsafeImage('Volume %s: %s holds a virtual size of %d bytes (%s), above the %d bytes allowed (the '
+                              'recorded size, or the size restated). Another tool (Cinder\'s extend or its whole-GiB '
+                              'snapshots) may have grown it: if so, restate size: %s (or more) with '
                               'blockyard.storage.volume to adopt that size. Nothing was touched.'
-                              % (name, larger[0].file, grown, naming.human_size(grown), limit,
-                                 naming.human_size(_round_up(grown, 1024 ** 2))),
-                              path=larger[0].path, volume=name, reason='too_large', virtual_size=grown)
+                              % (name, grown.file, grown.virtual_size, naming.human_size(grown.virtual_size), limit,
+                                 naming.human_size(_round_up(grown.virtual_size, 1024 ** 2))),
+                              path=grown.path, volume=name, reason='too_large', virtual_size=grown.virtual_size)
         if managed:
             return FileVolume(book, base_fmt, meta['size_bytes'], meta['provisioning'], info, chain, True, pending)
         return FileVolume(book, base_fmt, chain[0].virtual_size, 'thin', info, chain, False, pending)

@@ -158,9 +158,10 @@ class Recovery:
                     info['active'] = entry.backing_file
                     book.write_info(info)
                     checkpoint('clone.info_restored')
-            if snap in (book.read_info(check_files=False) or {}):
+            if snap in info:        # it holds data of its own: merge it like any snapshot
                 self._delete_snapshot_now(book, snap)
-        if overlay not in (book.read_info(check_files=False) or {}).values():
+                info = book.read_info(check_files=False) or {}
+        if overlay not in info.values():
             fileio.unlink(book.path(overlay))
             fileio.fsync_dir(self.directory)
         self._drop_temporary_info(book, had_info)
