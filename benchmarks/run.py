@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fig_ansible  # noqa: E402
 import fig_chain  # noqa: E402
 import fig_clone  # noqa: E402
+import fig_rbd  # noqa: E402
 import fig_snapshot  # noqa: E402
 import fig_thick  # noqa: E402
 from lib import PYTHON, ROOT, Scratch, fs_type, log  # noqa: E402
@@ -48,6 +49,7 @@ FIGURES = collections.OrderedDict([
     ('thick_create_vs_dd', fig_thick.thick_create_vs_dd),
     ('snapshot_delete_vs_bare_qemu', fig_snapshot.snapshot_delete_vs_bare_qemu),
     ('reflink_clone_vs_copy', fig_clone.reflink_clone_vs_copy),
+    ('rbd_cycle_vs_cli', fig_rbd.rbd_cycle_vs_cli),
 ])
 ALIASES = {'thick_create_zeros_vs_dd': 'thick_create_vs_dd'}
 

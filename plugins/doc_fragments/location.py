@@ -16,11 +16,16 @@ options:
         chain) in a local directory or on a mounted NFS/GlusterFS share, in the layout of Cinder's NFS and GlusterFS
         drivers (C(volume-<name>), C(volume-<name>.info)), so existing Cinder shares can be adopted; its location
         options are described with it.
+      - V(rbd) keeps each volume as a raw, thin RBD image C(volume-<name>) in a Ceph pool (O(pool), O(namespace)),
+        with Cinder's RBD semantics (snapshots are protected RBD snapshots, copies are clones flattened at
+        O(max_clone_depth), a volume whose copies still depend on it goes to the pool's trash until the last of
+        them is deleted). It needs the Ceph Python bindings (python3-rados, python3-rbd) on the managed host and the
+        connection options O(ceph_conf), O(ceph_user), O(ceph_keyring).
       - Every backend implements the same contract, so the modules, their results and check mode behave the same
         for each; what only one backend has is returned under C(details).
     type: str
     default: file
-    choices: [file]
+    choices: [file, rbd]
 '''
 
     PLACEMENT = r'''

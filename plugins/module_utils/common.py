@@ -8,12 +8,12 @@ __metaclass__ = type
 
 import traceback
 
-from ansible_collections.blockyard.storage.plugins.module_utils import fileio
+from ansible_collections.blockyard.storage.plugins.module_utils import ceph, fileio
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError
 
 # blockyard.storage.location: the backend
 LOCATION_ARGS = dict(
-    backend=dict(type='str', default='file', choices=['file']),
+    backend=dict(type='str', default='file', choices=['file', 'rbd']),
     # blockyard.storage.file: where the file backend keeps volumes
     volume_dir=dict(type='path'),
     share=dict(type='str'),
@@ -21,7 +21,14 @@ LOCATION_ARGS = dict(
     shares_config=dict(type='path'),
     mount_point_base=dict(type='path', default='/var/lib/blockyard/mnt'),
     cinder_compatible_names=dict(type='bool', default=False),
+    # blockyard.storage.rbd: where the rbd backend keeps volumes
+    pool=dict(type='str', default='rbd'),
+    namespace=dict(type='str'),
+    max_clone_depth=dict(type='int', default=5),
+    flatten_volume_from_snapshot=dict(type='bool', default=False),
 )
+# blockyard.storage.ceph: the cluster connection (rbd backend, rbd_image)
+LOCATION_ARGS.update((k, dict(v)) for k, v in ceph.CONNECTION_ARGS.items())
 # blockyard.storage.location.placement: where a new volume goes (volume only)
 PLACEMENT_ARGS = dict(
     max_over_subscription_ratio=dict(type='float'),

@@ -13,13 +13,14 @@ __metaclass__ = type
 class DataRef:
     """Where the data of a volume (or of one of its snapshots) can be read:
     kind `file` (path), `block` (path of a block device) or `rbd` (pool,
-    image, snapshot, and the cluster connection: conf, user, keyring,
-    cluster_name); `format` is what a reader must pass (raw or qcow2), never
+    namespace, image, snapshot, and the cluster connection: conf, user,
+    keyring path, cluster_name: never a key); `format` is what a reader must pass (raw or qcow2), never
     probed; `size` in bytes."""
 
     KINDS = ('file', 'block', 'rbd')
 
-    def __init__(self, kind, format, size, path=None, pool=None, image=None, snapshot=None, cluster=None):
+    def __init__(self, kind, format, size, path=None, pool=None, image=None, snapshot=None, cluster=None,
+                 namespace=None):
         if kind not in self.KINDS:
             raise ValueError('DataRef kind %r is not one of %s' % (kind, ', '.join(self.KINDS)))
         self.kind = kind
@@ -27,19 +28,21 @@ class DataRef:
         self.size = size
         self.path = path
         self.pool = pool
+        self.namespace = namespace or ''
         self.image = image
         self.snapshot = snapshot
         self.cluster = dict(cluster or {})
 
     def describe(self):
         if self.kind == 'rbd':
-            return 'rbd:%s/%s%s' % (self.pool, self.image, '@%s' % self.snapshot if self.snapshot else '')
+            return 'rbd:%s/%s%s%s' % (self.pool, self.namespace + '/' if self.namespace else '', self.image,
+                                      '@%s' % self.snapshot if self.snapshot else '')
         return self.path
 
     def to_dict(self):
         result = {'kind': self.kind, 'format': self.format, 'size_bytes': self.size}
         if self.kind == 'rbd':
-            result.update(pool=self.pool, image=self.image, snapshot=self.snapshot)
+            result.update(pool=self.pool, namespace=self.namespace, image=self.image, snapshot=self.snapshot)
         else:
             result['path'] = self.path
         return result

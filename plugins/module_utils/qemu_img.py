@@ -34,7 +34,7 @@ def _source(ref):
     path; an RBD image as qemu's rbd: filename with its connection."""
     if ref.kind in ('file', 'block'):
         return _fmt(ref.format), _path(ref.path)
-    spec = 'rbd:%s/%s' % (ref.pool, ref.image)
+    spec = 'rbd:%s/%s%s' % (ref.pool, ref.namespace + '/' if ref.namespace else '', ref.image)
     if ref.snapshot:
         spec += '@%s' % ref.snapshot
     for key, option in (('conf', 'conf'), ('user', 'id'), ('keyring', 'keyring')):
@@ -99,6 +99,15 @@ def convert(src, dst, dst_fmt, preallocation=None, sparse=True):
         args += ['-S', '0']
     args += [src_name, _path(dst)]
     _run(args, 'Copying %s into %s' % (src.describe(), dst))
+
+
+def convert_to(src, dst):
+    """Copy the guest data of src into the existing, zero-filled raw target
+    dst (both model.DataRef: an RBD image made for the copy)."""
+    src_fmt, src_name = _source(src)
+    dst_fmt, dst_name = _source(dst)
+    _run(['convert', '-q', '-n', '--target-is-zero', '-f', src_fmt, '-O', dst_fmt, src_name, dst_name],
+         'Copying %s into %s' % (src.describe(), dst.describe()))
 
 
 def resize(path, fmt, size):

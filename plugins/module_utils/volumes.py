@@ -107,6 +107,26 @@ def holder(candidates, name):
                    % (name, ', '.join(str(b.location) for b in candidates)))
 
 
+def source_params(params):
+    """The params that locate the source of a copy: the task's own, or
+    those of source_location (a dict of the location options of any backend:
+    a copy across backends, e.g. a file volume into an RBD image)."""
+    other = params.get('source_location')
+    if not other:
+        return params
+    if not isinstance(other, dict):
+        raise InvalidInput('source_location must be a dict of location options (backend, volume_dir, pool, ...).')
+    from ansible_collections.blockyard.storage.plugins.module_utils import common
+    allowed = set(common.location_args())
+    unknown = sorted(set(other) - allowed)
+    if unknown:
+        raise InvalidInput('source_location has unknown keys %s: use the location options of the source\'s backend '
+                           '(%s).' % (', '.join(unknown), ', '.join(sorted(allowed))))
+    merged = dict((k, v.get('default')) for k, v in common.location_args().items())
+    merged.update(other)
+    return merged
+
+
 def locate(params, name):
     """(the location of existing volume name, notes on unusable locations)."""
     candidates, notes = candidate_backends(params)
@@ -141,8 +161,9 @@ def warnings_of(notes, *parts):
 
 
 # ------------------------------------------------------------------ volume
-def copy_source(params, dest, name, fmt, provisioning, src_backend):
-    """The model.Source of a copy, or None."""
+def copy_source(params, dest, name, fmt, provisioning, src_backend, src=None):
+    """The model.Source of a copy, or None. src: the source Volume when
+    already read."""
     if params.get('source_image') and params.get('source_volume'):
         raise InvalidInput('source_image and source_volume are mutually exclusive.')
     if params.get('source_snapshot') and not params.get('source_volume'):
@@ -152,20 +173,20 @@ def copy_source(params, dest, name, fmt, provisioning, src_backend):
     if not params.get('source_volume'):
         return None
     snapshot = params.get('source_snapshot')
-    src = src_backend.require(params['source_volume'])
+    src = src or src_backend.require(params['source_volume'])
     if snapshot is None and dest.can_clone_from(src_backend, src, None, fmt or 'raw', provisioning or 'thin'):
         # the destination's fast path reads the source as it is
         return Source(src_backend.data_ref(src), src.size, 'volume %s' % src.name, backend=src_backend, volume=src)
     return src_backend.plan_read(src, snapshot, purpose=name)
 
 
-def copy_size(params, src_backend):
-    """What a copy given without size will hold (placement counts it)."""
+def copy_size(params, src):
+    """What a copy given without size will hold (placement counts it); src:
+    the source Volume of a copy of a volume."""
     if params.get('source_image'):
         return images.image_source(params['source_image'], params.get('source_image_format')).size
-    if src_backend is None:
+    if src is None:
         return None
-    src = src_backend.require(params['source_volume'])
     if params.get('source_snapshot'):
         snap = src.snapshot(params['source_snapshot'])
         return snap.size if snap is not None and snap.size else src.size
@@ -182,17 +203,26 @@ def ensure_volume(params, check_mode):
     candidates[0].validate_name(params['name'])
     name = params['name']
     src_backend = None
+    if params.get('source_location') and not params.get('source_volume'):
+        raise InvalidInput('source_location names where source_volume is: give source_volume with it.')
     if state == 'present' and params.get('source_volume'):
-        candidates[0].validate_name(params['source_volume'], 'source volume')
+        src_candidates = candidates
+        if params.get('source_location'):
+            src_candidates, src_notes = candidate_backends(source_params(params))
+            notes = notes + src_notes
+        src_candidates[0].validate_name(params['source_volume'], 'source volume')
         if params.get('source_snapshot'):
-            candidates[0].validate_snapshot_name(params['source_snapshot'])
-        src_backend = holder(candidates, params['source_volume'])
+            src_candidates[0].validate_snapshot_name(params['source_snapshot'])
+        src_backend = holder(src_candidates, params['source_volume'])
     backend = find_volume(candidates, name)
     if backend is None:
         if state == 'absent':
             backend = candidates[0] if len(candidates) == 1 else None
         else:
-            need = size if size is not None else copy_size(params, src_backend)
+            need = size
+            if need is None:
+                src = src_backend.require(params['source_volume']) if src_backend is not None else None
+                need = copy_size(params, src)
             backend = place(params, candidates, need, provisioning or 'thin', prefer=src_backend)
     if backend is None:     # absent, and in none of the locations
         return False, {'actions': [], 'volume': absent_result(name, cls.kind, None), 'location': None}, \

@@ -21,12 +21,18 @@ description:
     volume to its base file and format.
   - V(reverted) discards what was written since the snapshot (latest snapshot only, as in Cinder); it reports no
     change when nothing was written since.
+  - On the V(rbd) backend a snapshot is the protected RBD snapshot C(snapshot-<name>) of the image
+    C(volume-<volume>). Deleting it first flattens the volumes made from it. V(reverted) rolls the image back to
+    any of its snapshots (then grows it back to the volume's size), with no change when its data equals the
+    snapshot's.
   - Operations are locked per volume and journaled, so a run killed at any point is completed by the next run.
 author:
   - Blockyard storage team (@blockyard)
 extends_documentation_fragment:
   - blockyard.storage.location
   - blockyard.storage.file
+  - blockyard.storage.rbd
+  - blockyard.storage.ceph
   - blockyard.storage.file.ownership
   - blockyard.storage.attributes
 requirements:
@@ -76,6 +82,13 @@ EXAMPLES = r'''
     name: nightly
     state: absent
     volume_dir: /srv/volumes
+
+- name: Snapshot an RBD volume (protected RBD snapshot volume-db02@snapshot-nightly)
+  blockyard.storage.snapshot:
+    volume: db02
+    name: nightly
+    backend: rbd
+    pool: volumes
 '''
 
 RETURN = r'''

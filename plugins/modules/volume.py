@@ -27,6 +27,8 @@ extends_documentation_fragment:
   - blockyard.storage.location
   - blockyard.storage.location.placement
   - blockyard.storage.file
+  - blockyard.storage.rbd
+  - blockyard.storage.ceph
   - blockyard.storage.file.ownership
   - blockyard.storage.attributes
 requirements:
@@ -90,6 +92,17 @@ options:
     description:
       - With O(source_volume), create the volume from this snapshot's point in time.
     type: str
+  source_location:
+    description:
+      - Where O(source_volume) is, when it is not in this task's location; a dict of the location options of its
+        backend, for example C({backend=file, volume_dir=/srv/volumes}) or C({backend=rbd, pool=images}) (written
+        as YAML mappings in a task).
+        Options left out take their defaults (not this task's values).
+      - A copy across backends reads the source's data through qemu-img (a file volume with snapshots is read at
+        its current point in time through a temporary snapshot; an RBD volume through a temporary RBD snapshot)
+        and writes the guest data, never a qcow2 container, into the new volume.
+      - Between two RBD locations of one cluster the copy is a clone.
+    type: dict
   source_image:
     description:
       - Absolute path of a local raw or qcow2 image to copy into the new volume (converted to O(format), grown to
@@ -167,6 +180,26 @@ EXAMPLES = r'''
     state: absent
     force: true
     shares_config: /etc/blockyard/shares.conf
+
+- name: A 20 GiB volume as an RBD image (volume-db02) in the pool volumes
+  blockyard.storage.volume:
+    name: db02
+    size: 20G
+    backend: rbd
+    pool: volumes
+    ceph_user: cinder
+  vars:
+    ansible_python_interpreter: /usr/bin/python3   # where python3-rados and python3-rbd are
+
+- name: Copy a file volume into the pool (the guest data, not a qcow2 container)
+  blockyard.storage.volume:
+    name: web01
+    backend: rbd
+    pool: volumes
+    source_volume: web01
+    source_location:
+      backend: file
+      volume_dir: /srv/volumes
 '''
 
 RETURN = r'''
@@ -190,7 +223,7 @@ volume:
       type: str
       sample: file
     location:
-      description: Where the volume lives (the share, or the directory).
+      description: Where the volume lives (the share, the directory, or the pool).
       type: str
       sample: gluster1:/volumes
     format:
@@ -216,7 +249,8 @@ volume:
       description:
         - Snapshots, oldest first, each with C(name), C(volume), C(size_bytes) (of its point in time), C(dependent),
           C(pending) (an interrupted operation affects it) and C(details) (file backend, C(overlay), C(overlay_path),
-          C(data_file), C(stale)).
+          C(data_file), C(stale); rbd backend, C(rbd_snapshot), C(protected), C(children) (the volumes cloned from
+          it), C(id)).
       type: list
       elements: dict
     pending_operation:
@@ -229,9 +263,12 @@ volume:
         - Backend-only facts. File backend, C(directory), C(path) (absolute path of the active file, what a
           hypervisor opens), C(active_file), C(active_format), C(virtual_bytes), C(snapshot_map) (the C(.info) map)
           and C(chain) (the files of the qcow2 chain, active first).
+        - Rbd backend, C(pool), C(namespace), C(image) (C(volume-<name>)), C(id), C(features), C(object_size_bytes),
+          C(parent) (C(pool), C(namespace), C(image), C(snapshot), C(id) of the image it is a clone of, or null) and
+          C(copy_snapshots) (snapshots of copies made from it, C(volume-<copy>.clone_snap)).
       type: dict
 location:
-  description: Where the volume lives (the share, or the directory).
+  description: Where the volume lives (the share, the directory, or the pool as C(pool) or C(pool/namespace)).
   returned: always
   type: str
   sample: gluster1:/volumes
@@ -265,11 +302,12 @@ def main():
             force=dict(type='bool', default=False),
             source_volume=dict(type='str'),
             source_snapshot=dict(type='str'),
+            source_location=dict(type='dict'),
             source_image=dict(type='path'),
             source_image_format=dict(type='str', choices=['raw', 'qcow2']),
         ),
         mutually_exclusive=common.LOCATION_EXCLUSIVE + [('source_image', 'source_volume')],
-        required_by={'source_snapshot': 'source_volume'},
+        required_by={'source_snapshot': 'source_volume', 'source_location': 'source_volume'},
         supports_check_mode=True,
     )
     common.run(module, volumes.ensure_volume)

@@ -16,12 +16,17 @@ description:
   - Chains are read with the collection's own qcow2 header reader (one small read per file, no qemu-img process)
     under the same image-safety checks as every other module. A volume that fails them is listed with an C(error)
     key instead of its details (and fails the task when asked for by O(name)).
-  - Reports capacity per location (share or directory) and in total; takes no lock and writes nothing.
+  - On the V(rbd) backend it lists the images C(volume-<name>) of the pool (namespace) with their snapshots
+    (protection, the volumes cloned from each), parent and features, and the pool's capacity from the cluster's
+    C(df) and the pool quota.
+  - Reports capacity per location (share, directory or pool) and in total; takes no lock and writes nothing.
 author:
   - Blockyard storage team (@blockyard)
 extends_documentation_fragment:
   - blockyard.storage.location
   - blockyard.storage.file
+  - blockyard.storage.rbd
+  - blockyard.storage.ceph
   - blockyard.storage.attributes.info_module
 requirements:
   - Nothing beyond Python on the managed host (qcow2 headers are read by the collection itself).

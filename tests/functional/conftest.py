@@ -71,3 +71,9 @@ def fast_root(tmp_path_factory):
         yield os.path.realpath(path)
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the Ceph lab if this session started it (cephlab.ensure)."""
+    import cephlab
+    cephlab.stop_if_started()

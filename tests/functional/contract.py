@@ -15,6 +15,7 @@ RBD and LVM join by adding a Location (and a target for their DataRef kind)."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -192,19 +193,111 @@ def gluster_root():
     return FileRoot('file-gluster', os.path.realpath(mount_point), close)
 
 
-# kind-location label -> maker of its root; RBD and LVM add theirs here
+class RbdLocation(Location):
+    """A namespace of its own in a pool of the Ceph lab (scripts/ceph-lab)."""
+
+    kind = 'rbd'
+
+    def __init__(self, label, pool, namespace):
+        import cephlab
+        super(RbdLocation, self).__init__(label, cephlab.params(backend='rbd', pool=pool, namespace=namespace),
+                                          '%s/%s' % (pool, namespace))
+        self.pool, self.namespace = pool, namespace
+
+    @property
+    def location(self):
+        return self.root
+
+    def _ioctx(self):
+        from ansible_collections.blockyard.storage.plugins.module_utils import ceph
+        return ceph.Cluster.get(self.params).ioctx(self.pool, self.namespace)
+
+    def listing(self):
+        """Every RADOS object of the namespace, every image's size, parent,
+        snapshots (protection, size) and a digest of its data, the trash and
+        the journal's keys and values."""
+        import rados
+        import rbd
+        ioctx = self._ioctx()
+        objects = sorted(o.key for o in ioctx.list_objects())
+        images = {}
+        for name in sorted(rbd.RBD().list(ioctx)):
+            image = rbd.Image(ioctx, name, read_only=True)
+            try:
+                snaps = [(s['name'], s['size'], image.is_protected_snap(s['name'])) for s in image.list_snaps()]
+                try:
+                    parent = image.get_parent_image_spec()
+                except rbd.ImageNotFound:
+                    parent = None
+                digest = hashlib.sha256()
+                size = image.size()
+                for offset in range(0, size, 4 * MIB):
+                    digest.update(image.read(offset, min(4 * MIB, size - offset)))
+                images[name] = (size, parent, snaps, digest.hexdigest())
+            finally:
+                image.close()
+        trash = sorted(t['name'] for t in rbd.RBD().trash_list(ioctx))
+        with rados.ReadOpCtx() as op:
+            values, _ret = ioctx.get_omap_vals(op, '', '', 1000)
+            try:
+                ioctx.operate_read_op(op, 'blockyard.journal')
+                journal = sorted(values)
+            except rados.ObjectNotFound:
+                journal = []
+        return {'objects': objects, 'images': images, 'trash': trash, 'journal': journal}
+
+    def listing_names(self):
+        listing = self.listing()
+        names = ['image %s' % n for n in listing['images']]
+        names += ['snapshot %s@%s' % (n, s[0]) for n, v in listing['images'].items() for s in v[2]]
+        names += ['trash %s' % n for n in listing['trash']] + ['journal %s' % k for k, _v in listing['journal']]
+        names += ['object %s' % o for o in listing['objects'] if o.startswith('blockyard.lock.')]
+        return names
+
+
+class RbdRoot(object):
+    """The Ceph lab; each fresh Location is a new namespace of `pool`."""
+
+    def __init__(self, label, pool):
+        import cephlab
+        cephlab.ensure()
+        self.label = label
+        self.pool = pool
+
+    def fresh(self, tag='t'):
+        import cephlab
+        return RbdLocation(self.label, self.pool, cephlab.new_namespace(self.pool, tag))
+
+    def close(self):
+        pass        # the session stops the lab (conftest.py)
+
+
+def rbd_root():
+    return RbdRoot('rbd', 'rbd')
+
+
+# kind-location label -> maker of its root; LVM adds its own here
 ROOTS = {
     'file-dir': plain_dir_root,
     'file-xfs': xfs_root,
     'file-gluster': gluster_root,
+    'rbd': rbd_root,
 }
+
+
+def other_format(loc):
+    """qcow2 where the location's backend has it, else raw (the copies of
+    the suite that change format)."""
+    from ansible_collections.blockyard.storage.plugins.module_utils import backends
+    return 'qcow2' if 'qcow2' in backends.get(loc.params['backend']).capabilities else 'raw'
 
 
 # ------------------------------------------------------------------ the neutral API
 def vparams(loc, name, **kwargs):
     params = dict(DEFAULTS, **loc.params)
     params.update(name=name, state='present', size=None, format=None, provisioning=None, force=False,
-                  source_volume=None, source_snapshot=None, source_image=None, source_image_format=None)
+                  source_volume=None, source_snapshot=None, source_image=None, source_image_format=None,
+                  source_location=None)
     params.update(kwargs)
     return params
 
@@ -252,7 +345,7 @@ def qemu_target(ref):
     if ref.kind in ('file', 'block'):
         return ref.format, ref.path
     if ref.kind == 'rbd':
-        target = 'rbd:%s/%s' % (ref.pool, ref.image)
+        target = 'rbd:%s/%s%s' % (ref.pool, ref.namespace + '/' if ref.namespace else '', ref.image)
         if ref.snapshot:
             target += '@%s' % ref.snapshot
         for key, option in (('conf', 'conf'), ('user', 'id'), ('keyring', 'keyring')):

@@ -38,7 +38,7 @@ from ansible_collections.blockyard.storage.plugins.module_utils.backends.base im
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import (
     Conflict, StorageError, Unsupported)
 
-LOCATIONS = ['file-dir', 'file-xfs', 'file-gluster']
+LOCATIONS = ['file-dir', 'file-xfs', 'file-gluster', 'rbd']
 SIZE = ct.SIZE
 
 
@@ -196,8 +196,8 @@ def test_from_snapshot(loc):
     assert changed and result['volume']['size_bytes'] == 8 * ct.MIB
     problems += ct.point_problems(loc, 'big', timeline, points[0][1]) + ct.zero_problems(loc, 'big', SIZE, SIZE)
     # a qcow2 copy
-    changed, result, _d = ct.volume(loc, 'q', source_volume='V', source_snapshot='s2', format='qcow2')
-    assert changed and result['volume']['format'] == 'qcow2'
+    changed, result, _d = ct.volume(loc, 'q', source_volume='V', source_snapshot='s2', format=ct.other_format(loc))
+    assert changed and result['volume']['format'] == ct.other_format(loc)
     problems += ct.point_problems(loc, 'q', timeline, points[1][1])
     # the source is as it was
     problems += ct.state_problems(loc, 'V', timeline, points)
@@ -232,8 +232,9 @@ def test_clone(loc, snaps):
     assert not ct.state_problems(loc, 'V', timeline, points, active_point=source_now)
     assert not ct.point_problems(loc, 'C', timeline, timeline.now)
     # a clone of a qcow2 source, into qcow2
-    changed, result, _d = ct.volume(loc, 'CQ', source_volume='C', format='qcow2', size='8M')
-    assert changed and result['volume']['format'] == 'qcow2' and result['volume']['size_bytes'] == 8 * ct.MIB
+    changed, result, _d = ct.volume(loc, 'CQ', source_volume='C', format=ct.other_format(loc), size='8M')
+    assert changed and result['volume']['format'] == ct.other_format(loc)
+    assert result['volume']['size_bytes'] == 8 * ct.MIB
     assert not ct.point_problems(loc, 'CQ', timeline, timeline.now) + ct.zero_problems(loc, 'CQ', SIZE, SIZE)
 
 
@@ -314,7 +315,7 @@ def test_check_mode_writes_nothing_and_predicts(loc):
         assert dc['after'] == dr['after'] == {'snapshots': ['s1', 's2', 's3'][:int(snap[1])]}
         ct.write_next(loc, 'V', timeline)
     for kwargs in (dict(name='C', source_volume='V'), dict(name='F', source_volume='V', source_snapshot='s1'),
-                   dict(name='Q', source_volume='V', source_snapshot='s2', format='qcow2', size='16M')):
+                   dict(name='Q', source_volume='V', source_snapshot='s2', format=ct.other_format(loc), size='16M')):
         name = kwargs.pop('name')
         rc, rr, dc, dr = _check_then_real(loc, ct.volume, name, **kwargs)
         assert _neutral(rc['volume']) == _neutral(rr['volume']) and dc['after'] == dr['after']
@@ -360,7 +361,7 @@ def test_rerun_changes_nothing(loc):
     """A playbook's tasks, run twice: the second run reports no change and
     leaves the location byte-identical."""
     timeline = sc.Timeline()
-    ct.volume(loc, 'G', size='4M', format='qcow2')      # what the playbook deletes
+    ct.volume(loc, 'G', size='4M', format=ct.other_format(loc))      # what the playbook deletes
     ct.volume(loc, 'V', size='4M')
     ct.snapshot(loc, 'V', 's0')
     tasks = [
@@ -369,7 +370,7 @@ def test_rerun_changes_nothing(loc):
         (ct.snapshot, ('V', 's2'), {}),
         (ct.volume, ('V',), {}),
         (ct.volume, ('C',), dict(source_volume='V')),
-        (ct.volume, ('F',), dict(source_volume='V', source_snapshot='s1', format='qcow2')),
+        (ct.volume, ('F',), dict(source_volume='V', source_snapshot='s1', format=ct.other_format(loc))),
         (ct.snapshot, ('V', 's0'), dict(state='absent')),
         (ct.volume, ('G',), dict(state='absent')),
     ]

@@ -23,11 +23,13 @@ _PREFIX = 'ansible_collections.blockyard.storage.plugins.module_utils.backends.'
 _SHIPPED = False
 if _SHIPPED:
     from ansible_collections.blockyard.storage.plugins.module_utils.backends import file  # noqa: F401
+    from ansible_collections.blockyard.storage.plugins.module_utils.backends import rbd  # noqa: F401
 
 # name: (package below backends/, what to install when its import fails);
 # each package exports its class as BACKEND
 REGISTRY = {
     'file': ('file', 'qemu-utils (qemu-img)'),
+    'rbd': ('rbd', 'python3-rados and python3-rbd'),
 }
 
 

@@ -112,6 +112,18 @@ class Backend:
         summing its volumes (allocated and provisioned are None)."""
         raise NotImplementedError
 
+    def provisioned(self, known, size_of):
+        """The sum of the sizes of the volumes here (a capacity's
+        provisioned bytes): from `known` results where already read, else
+        size_of(name) (None: not counted)."""
+        total = 0
+        known = known or {}
+        for name in self.list_names():
+            desc = known.get(name)
+            size = desc['size_bytes'] if desc and 'error' not in desc else size_of(name)
+            total += size or 0
+        return total
+
     # ------------------------------------------------------------ locking
     def lock(self, name):
         """A context manager holding the lock of volume `name` (across hosts

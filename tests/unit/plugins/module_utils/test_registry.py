@@ -57,7 +57,16 @@ def test_names_and_file():
     assert backends.get('file') is cls
 
 
-@pytest.mark.parametrize('name', ['rbd', 'lvm', 'File', '', None, 'file '])
+def test_rbd_is_registered():
+    """The rbd package imports without the Ceph bindings (they are needed
+    when a location is opened, with one message naming them)."""
+    cls = backends.get('rbd')
+    assert issubclass(cls, Backend) and cls.kind == 'rbd'
+    assert cls.capabilities <= CAPABILITIES
+    assert 'python3-rados' in backends.REGISTRY['rbd'][1]
+
+
+@pytest.mark.parametrize('name', ['lvm', 'RBD', 'File', '', None, 'file '])
 def test_unknown_backend(name):
     with pytest.raises(InvalidInput) as caught:
         backends.get(name)
