@@ -50,6 +50,28 @@ def _cli(namespace, tag):
     ]
 
 
+def _bare(rbd, ioctx, tag):
+    """The same steps through librbd in one process and one connection: the
+    cluster's own share of the work, which no client can go below."""
+    v, c = 'bare-%s' % tag, 'clone-%s' % tag
+    snap = '%s.clone_snap' % c
+    r = rbd.RBD()
+    r.create(ioctx, v, GiB, order=22, old_format=False, features=rbd.RBD_FEATURE_LAYERING)
+    with rbd.Image(ioctx, v) as image:
+        image.create_snap('s1')
+        image.protect_snap('s1')
+        image.create_snap(snap)
+        image.protect_snap(snap)
+    r.clone(ioctx, v, snap, ioctx, c, features=rbd.RBD_FEATURE_LAYERING)
+    r.remove(ioctx, c)
+    with rbd.Image(ioctx, v) as image:
+        image.unprotect_snap(snap)
+        image.remove_snap(snap)
+        image.unprotect_snap('s1')
+        image.remove_snap('s1')
+    r.remove(ioctx, v)
+
+
 def _ours(volumes, ceph, base, tag):
     v, c = 'core-%s' % tag, 'clone-%s' % tag
     tasks = [
@@ -87,12 +109,16 @@ def rbd_cycle_vs_cli(ctx):
                     provisioning=None, force=False, source_volume=None, source_snapshot=None, source_image=None,
                     source_image_format=None, source_location=None, state='present')
         reps = 2 if ctx.quick else 7
-        samples = {'cli': [], 'core': []}
+        samples = {'cli': [], 'core': [], 'bare': []}
+        bare_ioctx = admin.open_ioctx('rbd')
+        bare_ioctx.set_namespace(namespace)
         for rep in range(reps):
-            for side in (('cli', 'core') if rep % 2 == 0 else ('core', 'cli')):
+            for side in (('cli', 'core', 'bare') if rep % 2 == 0 else ('bare', 'core', 'cli')):
                 tag = '%s%d' % (side, rep)
                 if side == 'cli':
                     seconds = timed(lambda: [run(cmd) for cmd in _cli(namespace, tag)])[0]
+                elif side == 'bare':
+                    seconds = timed(_bare, rbd, bare_ioctx, tag)[0]
                 else:
                     seconds = timed(_ours, volumes, ceph, base, tag)[0]
                 samples[side].append(seconds)
@@ -103,6 +129,7 @@ def rbd_cycle_vs_cli(ctx):
             raise RuntimeError('images left behind: %s' % left)
         ioctx.set_namespace('')
         rbd.RBD().namespace_remove(ioctx, namespace)
+        bare_ioctx.close()
         ioctx.close()
         admin.shutdown()
         ceph.Cluster.close_all()
@@ -115,4 +142,10 @@ def rbd_cycle_vs_cli(ctx):
         'rbd CLI, 12 calls (a process and a connection each)',
         'core, 6 tasks (volumes.ensure_*, backend rbd, a connection each)',
         samples['cli'], samples['core'], 'ours/baseline', '<=', 0.5, repetitions=reps,
+        size_bytes=GiB), figure(
+        'rbd_cycle_vs_bare_librbd',
+        'the same cycle: the core against the bare librbd calls it makes (the cluster\'s own share of the time)',
+        'librbd, the 12 calls in one process and one connection (no lock, journal, checks or results)',
+        'core, 6 tasks (a connection each)',
+        samples['bare'], samples['core'], 'ours/baseline', '<=', 1.5, informational=True, repetitions=reps,
         size_bytes=GiB)]

@@ -51,7 +51,7 @@ FIGURES = collections.OrderedDict([
     ('reflink_clone_vs_copy', fig_clone.reflink_clone_vs_copy),
     ('rbd_cycle_vs_cli', fig_rbd.rbd_cycle_vs_cli),
 ])
-ALIASES = {'thick_create_zeros_vs_dd': 'thick_create_vs_dd'}
+ALIASES = {'thick_create_zeros_vs_dd': 'thick_create_vs_dd', 'rbd_cycle_vs_bare_librbd': 'rbd_cycle_vs_cli'}
 
 
 class Context:

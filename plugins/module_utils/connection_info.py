@@ -15,6 +15,45 @@ from ansible_collections.blockyard.storage.plugins.module_utils.errors import In
 # the keys of data, per driver_volume_type, as os-brick's connectors read them
 RBD_KEYS = ('name', 'hosts', 'ports', 'cluster_name', 'auth_enabled', 'auth_username', 'secret_type', 'secret_uuid',
             'volume_id', 'discard')
+ISCSI_KEYS = ('target_discovered', 'target_portal', 'target_iqn', 'target_lun', 'volume_id', 'auth_method',
+              'auth_username', 'auth_password', 'discard')
+SHARE_KEYS = ('export', 'name', 'options', 'format')
+
+
+def iscsi(portal, iqn, lun, volume_id, chap=None, iser=False, discard=True, portals=None):
+    """os-brick's iscsi (or iser) connection_info of one LUN. chap: a
+    targets.base.Chap (its password is part of the result: the module marks
+    it no_log-capable); portals: every (portal, iqn, lun) for multipath."""
+    data = {
+        'target_discovered': False,
+        'target_portal': portal,
+        'target_iqn': iqn,
+        'target_lun': int(lun),
+        'volume_id': volume_id,
+        'discard': bool(discard),
+    }
+    if chap is not None:
+        data.update(auth_method='CHAP', auth_username=chap.username, auth_password=chap.password)
+    if portals and len(portals) > 1:
+        data['target_portals'] = [p for p, _i, _l in portals]
+        data['target_iqns'] = [i for _p, i, _l in portals]
+        data['target_luns'] = [int(n) for _p, _i, n in portals]
+    return {'driver_volume_type': 'iser' if iser else 'iscsi', 'data': data}
+
+
+def share(kind, export, name, fmt, options=None, mount_point_base=None):
+    """os-brick's nfs or glusterfs connection_info of a file volume: the
+    share (host:/path), the active file's name and its format, and the mount
+    options; mount_point_base at the top level, as Cinder returns it."""
+    if kind not in ('nfs', 'glusterfs'):
+        raise InvalidInput('A share connection_info is nfs or glusterfs, not %r.' % (kind,))
+    if fmt not in ('raw', 'qcow2'):
+        raise InvalidInput('The format of %s is %r: only raw or qcow2 can be handed out.' % (name, fmt))
+    result = {'driver_volume_type': kind,
+              'data': {'export': export, 'name': name, 'options': options, 'format': fmt}}
+    if mount_point_base:
+        result['mount_point_base'] = mount_point_base
+    return result
 
 
 def rbd(ref, hosts, ports, volume_id, secret_uuid=None, discard=True):

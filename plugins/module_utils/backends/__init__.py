@@ -39,20 +39,28 @@ def names():
 
 def get(name):
     """The backend class registered as `name`."""
-    if name not in REGISTRY:
-        raise InvalidInput('Unknown backend %r: the available backends are %s.' % (name, ', '.join(names())))
-    module, package = REGISTRY[name]
+    return load(_PREFIX, REGISTRY, name, 'BACKEND', 'backend')
+
+
+def load(prefix, registry, name, attr, what):
+    """The class `attr` of the module registered as `name` in `registry`
+    (name: (module below prefix, package to install)): an unknown name is
+    InvalidInput listing the known ones, a failed import MissingDependency
+    naming the package. Shared by the backends and the target providers."""
+    if name not in registry:
+        raise InvalidInput('Unknown %s %r: the available ones are %s.' % (what, name, ', '.join(sorted(registry))))
+    module, package = registry[name]
     try:
-        loaded = importlib.import_module(_PREFIX + module)
+        loaded = importlib.import_module(prefix + module)
     except ImportError as exc:
-        raise MissingDependency(missing_library_message(name, package, exc), backend=name)
-    return loaded.BACKEND
+        raise MissingDependency(missing_library_message(name, package, exc, what), **{what.split()[-1]: name})
+    return getattr(loaded, attr)
 
 
-def missing_library_message(name, package, exc):
+def missing_library_message(name, package, exc, what='backend'):
     try:
         from ansible.module_utils.basic import missing_required_lib
-        text = missing_required_lib(package, reason='backend %s' % name)
+        text = missing_required_lib(package, reason='%s %s' % (what, name))
     except ImportError:     # outside Ansible (unit tests of the core)
         text = 'Failed to import the required Python library (%s) on this host' % package
     return '%s: %s. Install %s on the managed host (it is imported by the Python that runs the module).' % (

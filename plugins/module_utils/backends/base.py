@@ -183,6 +183,12 @@ class Backend:
         the copy where needed) or one of its snapshots."""
         raise NotImplementedError
 
+    def native_access(self, volume):
+        """How a hypervisor reads the volume without a target: a dict with
+        `kind` (nfs, glusterfs or rbd) and what its connection_info needs
+        (export and options of a share), or None (it needs an iSCSI target)."""
+        return None
+
     def can_clone_from(self, other, volume, snapshot, fmt, provisioning):
         """True when this backend can make the copy itself from `other`'s
         volume (a same-kind fast path: reflink, RBD clone, thin snapshot)."""

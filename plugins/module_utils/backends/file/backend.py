@@ -46,7 +46,8 @@ class FileBackend(Recovery, Snapshots, Backend):
     reserved_snapshot_names = layout.RESERVED_SNAPSHOT_NAMES
     package = 'qemu-utils (qemu-img)'
 
-    def __init__(self, directory, owner=None, group=None, mode=None, provider_location=None, cinder_names=False):
+    def __init__(self, directory, owner=None, group=None, mode=None, provider_location=None, cinder_names=False,
+                 share_options=None):
         if not os.path.isabs(directory):
             raise InvalidInput('The volume directory %r must be an absolute path.' % directory)
         if not os.path.isdir(directory):
@@ -58,6 +59,7 @@ class FileBackend(Recovery, Snapshots, Backend):
         self.mode = mode
         self.explicit = owner is not None or group is not None or mode is not None
         self.provider_location = provider_location or self.directory
+        self.share_options = share_options
         self.cinder_names = cinder_names
         self.warnings = []
 
@@ -75,10 +77,10 @@ class FileBackend(Recovery, Snapshots, Backend):
             raise InvalidInput('volume_dir and %s are mutually exclusive: volumes live either in a local directory or '
                                'on shares.' % ', '.join(k for k in keys if k != 'volume_dir'))
 
-        def make(directory, location=None):
+        def make(directory, location=None, options=None):
             return cls(directory, owner=params.get('owner'), group=params.get('group'),
                        mode=naming.parse_mode(params.get('mode')), provider_location=location,
-                       cinder_names=bool(params.get('cinder_compatible_names')))
+                       cinder_names=bool(params.get('cinder_compatible_names')), share_options=options)
         if params.get('volume_dir'):
             if not os.path.isabs(params['volume_dir']):
                 raise InvalidInput('volume_dir %r must be an absolute path.' % params['volume_dir'])
@@ -86,11 +88,11 @@ class FileBackend(Recovery, Snapshots, Backend):
         base = params.get('mount_point_base') or shares.DEFAULT_MOUNT_POINT_BASE
         lines = shares.share_lines(params)
         if params.get('share') and len(lines) == 1:
-            return [make(shares.require_mounted(base, lines[0].share), lines[0].share)], []
+            return [make(shares.require_mounted(base, lines[0].share), lines[0].share, lines[0].options)], []
         found, notes = [], []
         for line in lines:
             try:
-                found.append(make(shares.require_mounted(base, line.share), line.share))
+                found.append(make(shares.require_mounted(base, line.share), line.share, line.options))
             except StorageError as exc:     # an unmounted share is skipped, and said
                 notes.append('%s: %s' % (line.share, exc.msg))
         if not found:
@@ -276,6 +278,18 @@ class FileBackend(Recovery, Snapshots, Backend):
 
     def snapshot_details(self, volume, snapshot):
         return dict(snapshot.details, snapshot_map=volume.details['snapshot_map'])
+
+    def native_access(self, volume):
+        """A volume on a mounted NFS or GlusterFS share is read by the
+        hypervisor through its own mount of the share; one in a local
+        directory is not (None)."""
+        if self.provider_location == self.directory:
+            return None
+        fstype = fileio.fs_type(self.directory) or ''
+        kind = 'glusterfs' if 'glusterfs' in fstype else 'nfs' if fstype.startswith('nfs') else None
+        if kind is None:
+            return None
+        return {'kind': kind, 'export': self.provider_location, 'options': self.share_options}
 
     @staticmethod
     def _ref(entry):

@@ -308,6 +308,11 @@ class RbdBackend(Backend):
         if journal and journal.get('op') == 'clone':
             self.journal.clear(name)
 
+    def native_access(self, volume):
+        """librbd on the hypervisor reads the image (os-brick's rbd connector)."""
+        hosts, ports = self.cluster.monitors()
+        return {'kind': 'rbd', 'hosts': hosts, 'ports': ports}
+
     def can_clone_from(self, other, volume, snapshot, fmt, provisioning):
         """An RBD clone: raw and thin, from an image of the same cluster and
         namespace (clones of format 1, which this librbd makes, cannot cross

@@ -11,7 +11,7 @@ import pytest
 from module_harness import documented_options, module_spec
 
 
-@pytest.mark.parametrize('module', ['volume', 'snapshot', 'volume_info', 'rbd_image'])
+@pytest.mark.parametrize('module', ['volume', 'snapshot', 'volume_info', 'rbd_image', 'iscsi_target', 'export'])
 def test_argument_spec_matches_the_documentation(module):
     spec = module_spec(module)
     options = documented_options(module)
