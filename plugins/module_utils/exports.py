@@ -24,6 +24,7 @@ backend's record, never probed), and the data is not larger than the volume."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import json
 import os
 import secrets
@@ -59,6 +60,7 @@ class ChapStore:
         return os.path.join(self.directory, '%s.chap' % iqn.replace(':', '_'))
 
     def read(self, iqn):
+        self.check_directory()
         path = self.path(iqn)
         try:
             fd, st = fileio.open_regular(path, os.O_RDONLY, 'the CHAP credentials')
@@ -81,10 +83,29 @@ class ChapStore:
             raise InvalidInput('The CHAP credentials %s of %s cannot be read (not what this collection writes). '
                                'Remove the file; the next run makes new ones.' % (path, iqn), path=path)
 
+    def check_directory(self, create=False):
+        """The directory must be ours alone: a real directory (no link),
+        owned by this user, mode 0700 (made so when create and absent). An
+        existing directory is never chmod-ed: secrets_dir: /tmp must not
+        change /tmp."""
+        try:
+            st = os.lstat(self.directory)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise fileio.os_error(exc, 'Reading secrets_dir', self.directory)
+            if create:
+                os.makedirs(self.directory, 0o700)
+                os.chmod(self.directory, 0o700)
+            return
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+            raise UnsafeImage('secrets_dir %s must be a directory of its own (not a link), owned by uid %d, mode '
+                              '0700; it is %s, mode %o, owner %d. Give a dedicated directory (default %s).'
+                              % (self.directory, os.geteuid(), 'a link' if stat.S_ISLNK(st.st_mode) else
+                                 'a directory' if stat.S_ISDIR(st.st_mode) else 'not a directory',
+                                 stat.S_IMODE(st.st_mode), st.st_uid, DEFAULT_SECRETS_DIR), path=self.directory)
+
     def write(self, iqn, chap):
-        if not os.path.isdir(self.directory):
-            os.makedirs(self.directory, 0o700)
-        os.chmod(self.directory, 0o700)
+        self.check_directory(create=True)
         path = self.path(iqn)
         fileio.atomic_write(path, json.dumps({'username': chap.username, 'password': chap.password}), mode=0o600)
         os.chmod(path, 0o600)
@@ -100,7 +121,9 @@ def new_chap():
 
 # ------------------------------------------------------------------ helpers
 def target_iqn(prefix, name):
-    iqn = '%svolume-%s' % (prefix, name.lower())
+    """<prefix>volume-<name>, lowercase, '_' (not allowed in iSCSI names)
+    written '-': a clash of two names is refused by _check_owner."""
+    iqn = '%svolume-%s' % (prefix, name.lower().replace('_', '-'))
     return validate_iqn(iqn, 'The target name (iqn_prefix + volume-<name>)')
 
 
@@ -157,12 +180,17 @@ def ensure_export(params, check_mode):
     backend.validate_name(name)
     with volumes.locked(check_mode, (backend, name)):
         actions = backend.recover(name, check_mode)
+        if state == 'absent' and not backend.exists(name):
+            changed_actions, result, diff = _remove_orphan(params, check_mode, name)
+            result.update(actions=actions + changed_actions, location=backend.location)
+            return bool(result['actions']), result, diff
         volume = backend.require(name)
         ref = backend.data_ref(volume)
         native = backend.native_access(volume)
         mode = mode_of(params, native)
         if mode in ('iscsi', 'iser'):
-            changed_actions, result, diff = _target_export(params, check_mode, state, connector, volume, ref, mode)
+            changed_actions, result, diff = _target_export(params, check_mode, state, connector, volume, ref, mode,
+                                                           backend)
         else:
             changed_actions, result, diff = _native_export(params, state, volume, ref, native)
     actions += changed_actions
@@ -191,7 +219,7 @@ def _native_export(params, state, volume, ref, native):
     return [], result, diff
 
 
-def _target_export(params, check_mode, state, connector, volume, ref, mode):
+def _target_export(params, check_mode, state, connector, volume, ref, mode, backend):
     portal = params.get('portal')
     if state == 'present':
         check_safe(volume, ref, block=True)
@@ -203,9 +231,11 @@ def _target_export(params, check_mode, state, connector, volume, ref, mode):
     store = ChapStore(params.get('secrets_dir') or DEFAULT_SECRETS_DIR)
     provider = targets.get(params.get('target_provider') or 'tgt')(params)
     current = provider.read(iqn)
-    # the volume's name is its LUN's serial where it fits (tgt keeps 36 characters), else the provider's own
-    lun = Lun(provider.first_lun, ref, serial=volume.name if len(volume.name) <= 36 else None)
-    _check_owner(current, iqn, ref, volume)
+    # the provider's serial, unique per target: a volume's name is not unique across locations, and multipath
+    # takes two LUNs of one serial for one disk
+    lun = Lun(provider.first_lun, ref)
+    _check_owner(current, iqn, [ref] + ([backend.data_ref(volume, s.name) for s in volume.snapshots
+                                         if not s.details.get('stale')] if state == 'absent' else []), volume)
     initiators = set(current['initiators']) if current else set()
     actions = []
     chap = None
@@ -248,21 +278,43 @@ def _target_export(params, check_mode, state, connector, volume, ref, mode):
                 spec=spec)
 
 
+def _remove_orphan(params, check_mode, name):
+    """remove_export of a volume that is gone (deleted by another tool, or
+    on another host): its target, found by the name this module gives it,
+    and its credentials."""
+    iqn = target_iqn(params.get('iqn_prefix') or DEFAULT_IQN_PREFIX, name)
+    store = ChapStore(params.get('secrets_dir') or DEFAULT_SECRETS_DIR)
+    provider = targets.get(params.get('target_provider') or 'tgt')(params)
+    current = provider.read(iqn)
+    plan = provider.plan_remove(iqn)[0] if current is not None else Plan('export_absent')
+    if os.path.lexists(store.path(iqn)):
+        plan.add('remove the CHAP credentials of %s' % iqn, store.remove, iqn)
+    if plan and not check_mode:
+        plan.execute()
+    result = {'export': {'volume': name, 'protocol': 'iscsi', 'state': 'absent', 'target_iqn': iqn,
+                         'provider': provider.name, 'target': None}}
+    return plan.actions, result, _target_diff(current, None)
+
+
 def _portals(params):
     return [params['portal']] if params.get('portal') else []
 
 
-def _check_owner(current, iqn, ref, volume):
+def _check_owner(current, iqn, refs, volume):
     """A target of that name serving other data is not this volume's (two
-    names that differ only in case, or another tool's target)."""
+    names that map to one IQN, or another tool's target). refs: the data
+    the volume's target may serve (its active data; to remove it, any file
+    of the volume, as after a snapshot taken by another tool)."""
     if current is None:
         return
-    mine = ref.path if ref.kind != 'rbd' else '%s/%s' % (ref.pool, ref.image)
+    mine = set(r.path if r.kind != 'rbd' else '%s/%s' % (r.pool, r.image) for r in refs)
     for lun in current.get('luns', []):
         where = lun.get('path') if lun.get('kind') != 'rbd' else '%s/%s' % (lun.get('pool'), lun.get('image'))
-        if where and where != mine:
-            raise Conflict('Target %s already serves %s, not the data of volume %s (%s): refusing to replace its LUN. '
-                           'Remove that target, or use another iqn_prefix.' % (iqn, where, volume.name, mine))
+        if where and where not in mine:
+            raise Conflict('Target %s serves %s, which is not the data of volume %s (%s): refusing to change or '
+                           'remove it. It belongs to another volume whose name maps to the same IQN, or to another '
+                           'tool: use another iqn_prefix, or remove that target by hand.'
+                           % (iqn, where, volume.name, ', '.join(sorted(mine))))
 
 
 def _run(plan, check_mode, actions, volume, iqn, provider, current, mode, state, chap, params, portal=None,

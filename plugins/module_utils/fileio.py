@@ -467,3 +467,37 @@ def truncate(path, size):
         raise os_error(exc, 'Resizing', path)
     finally:
         os.close(fd)
+
+
+def open_by_others(paths):
+    """[(pid, command, path)] of the processes of this host, other than this
+    one, that hold one of `paths` open (their /proc/<pid>/fd links)."""
+    wanted = set(os.path.realpath(p) for p in paths)
+    me = os.getpid()
+    found = []
+    try:
+        pids = [int(e) for e in os.listdir('/proc') if e.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        if pid == me:
+            continue
+        fd_dir = '/proc/%d/fd' % pid
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue        # gone, or not ours to read
+        for fd in fds:
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target in wanted:
+                try:
+                    with open('/proc/%d/comm' % pid) as handle:
+                        comm = handle.read().strip()
+                except (IOError, OSError):
+                    comm = '?'
+                found.append((pid, comm, target))
+                break
+    return found

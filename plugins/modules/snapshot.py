@@ -57,7 +57,9 @@ options:
     choices: [present, absent, reverted]
 notes:
   - Supports check mode and diff mode (the diff shows the volume's snapshots before and after).
-  - The volume must not be in use by a running guest; online snapshots are not supported.
+  - The volume must not be in use by a running guest or served as a LUN; online snapshots are not supported. On
+    the V(file) backend a snapshot, revert or delete is refused (Busy, naming the process) while a process of the
+    host holds a file of the volume open; on V(rbd), while the image has watchers.
 seealso:
   - module: blockyard.storage.volume
 '''

@@ -18,13 +18,14 @@ Errors are StorageError subclasses naming the target, the cause and the fix."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ipaddress
 import re
 
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import InvalidInput
 
 # RFC 3720 iqn. names (and eui.), lowercase; what both providers accept
 IQN_RE = re.compile(r'^(iqn\.\d{4}-\d{2}\.[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*'
-                    r'(:[a-z0-9._:-]+)?|eui\.[0-9a-f]{16})$')
+                    r'(:[a-z0-9.:-]+)?|eui\.[0-9a-f]{16})$')
 PORTAL_RE = re.compile(r'^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):(\d{1,5})$')
 
 
@@ -38,8 +39,13 @@ def validate_iqn(value, what='iqn'):
 
 def validate_portal(value):
     match = PORTAL_RE.match(value or '')
-    if not match or not 0 < int(match.group(3)) < 65536:
-        raise InvalidInput('Portal %r is not ip:port (e.g. 0.0.0.0:3260 or [::]:3260).' % (value,))
+    try:
+        ipaddress.ip_address(match.group(1).strip('[]') if match else '')
+        ok = match is not None and 0 < int(match.group(3)) < 65536
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidInput('Portal %r is not ip:port (e.g. 192.0.2.10:3260, 0.0.0.0:3260 or [::]:3260).' % (value,))
     return value
 
 

@@ -473,6 +473,10 @@ class TgtProvider(Provider):
         # atomic_write keeps the mode of the file it replaces: a file that
         # someone made readable is closed first, before it gets a password
         st = fileio.lstat_regular(path)
+        if st is not None and st.st_uid != os.geteuid():
+            raise Conflict('The tgt configuration %s is owned by uid %d, not by this user: it was not written by '
+                           'this collection, and the CHAP password must not go into a file another user owns. '
+                           'Inspect it and remove it, then re-run.' % (path, st.st_uid), path=path)
         if st is not None and st.st_mode & 0o077:
             os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
         fileio.atomic_write(path, text, mode=0o600)

@@ -22,7 +22,7 @@ import stat
 from ansible_collections.blockyard.storage.plugins.module_utils import fileio, images, locks, naming, qcow2, qemu_img
 from ansible_collections.blockyard.storage.plugins.module_utils.backends.base import Backend
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import (
-    Conflict, InvalidInput, NotFound, StorageError, UnsafeImage)
+    Busy, Conflict, InvalidInput, NotFound, StorageError, UnsafeImage)
 from ansible_collections.blockyard.storage.plugins.module_utils.model import Capacity, DataRef, Snapshot, Source, Volume
 from ansible_collections.blockyard.storage.plugins.module_utils.plan import Plan
 from ansible_collections.blockyard.storage.plugins.module_utils.runner import checkpoint
@@ -109,6 +109,22 @@ class FileBackend(Recovery, Snapshots, Backend):
 
     def lock_key(self, name):
         return (self.directory, name)
+
+    def refuse_in_use(self, volume, doing):
+        """Busy when a process of this host holds a file of the volume's
+        chain open (a running guest, tgtd serving it as a LUN, another
+        tool): a snapshot, revert, extension or delete under it would corrupt
+        what it sees, or keep serving a deleted file. Hosts that mount the
+        same share are not visible from here."""
+        paths = set(item.path for item in volume.chain)
+        users = fileio.open_by_others(paths)
+        if users:
+            raise Busy('Cannot %s: %s %s open (%s). Stop or detach the user first (for an iSCSI export: '
+                       'blockyard.storage.export with state=absent), then re-run. Nothing was changed.'
+                       % (doing, ', '.join(sorted(os.path.basename(p) for p in set(u[2] for u in users))),
+                          'is' if len(set(u[2] for u in users)) == 1 else 'are',
+                          ', '.join('pid %d (%s)' % (pid, comm) for pid, comm, _p in users)),
+                       volume=volume.name, pids=[u[0] for u in users])
 
     @contextlib.contextmanager
     def lock(self, name):
@@ -438,6 +454,7 @@ class FileBackend(Recovery, Snapshots, Backend):
                            'data. Give size >= %s.' % (name, recorded, naming.human_size(recorded), size,
                                                        naming.human_size(size), naming.human_size(recorded)))
         if size is not None and size > recorded:
+            self.refuse_in_use(state, 'extend volume %s' % name)
             text = 'extend volume %s from %s to %s (%s)' % (
                 name, naming.human_size(recorded), naming.human_size(size), state.active)
             plan.add(text, self._extend, state, recorded, size, provisioning)
@@ -701,6 +718,8 @@ class FileBackend(Recovery, Snapshots, Backend):
         if snaps and not force:
             raise Conflict('Volume %s has snapshots (%s): deleting it deletes them too. Delete the snapshots first, '
                            'or set force=true.' % (name, ', '.join(sorted(snaps))))
+        if volume is not None:
+            self.refuse_in_use(volume, 'delete volume %s' % name)
         plan.add('', book.write_journal, {'op': 'delete'})
         plan.add('delete %s and its bookkeeping' % ', '.join(e for e in entries if not e.startswith('.')),
                  self._delete_files, book)

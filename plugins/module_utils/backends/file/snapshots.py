@@ -36,6 +36,7 @@ class Snapshots:
             plan.after = self._model(volume)
             return plan, plan.after
         overlay = layout.check_snapshot_file(name, snap)
+        self.refuse_in_use(volume, 'create snapshot %s of volume %s' % (snap, name))
         if os.path.lexists(self.path(overlay)):
             raise Conflict('Cannot create snapshot %s of volume %s: %s exists and is not one of its snapshots (a '
                            'left-over file?). Inspect it and remove it by hand, or choose another snapshot name.'
@@ -71,6 +72,7 @@ class Snapshots:
             plan.after = self._model(volume) if volume else None
             return plan, plan.after
         entry = self._snapshot_delete_entry(volume.book, volume.info, snap, volume)
+        self.refuse_in_use(volume, 'delete snapshot %s of volume %s' % (snap, name))
         plan.add('', volume.book.write_journal, entry)
         mode = entry['mode']
         if mode == 'stale':
@@ -186,6 +188,7 @@ class Snapshots:
         plan.after = self._model(volume)
         if not self._has_new_data(top.path):
             return plan, plan.after
+        self.refuse_in_use(volume, 'revert volume %s to snapshot %s' % (name, snap))
         tmp = '.%s.revert' % top.file
         journal = {'op': 'revert', 'tmp': tmp}
         plan.on_failure(self._undo, volume.book, journal)
