@@ -74,7 +74,7 @@ def _canary(tmp_path, content=b'canary: do not touch\n', mode=0o644):
 
 def _tgtadm(*args):
     cmd = ['tgtadm'] + (['-C', str(ei.CONTROL)] if ei.CONTROL else []) + list(args)
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
 
 
 # ------------------------------------------------------------------ data format
@@ -301,7 +301,8 @@ def test_a_foreign_target_of_our_iqn_serving_another_file_is_never_taken_over(la
         assert '<backing-store %s>' % canary in open(conf).read()
     finally:
         subprocess.run(['tgt-admin'] + (['-C', str(ei.CONTROL)] if ei.CONTROL else []) +
-                       ['-c', conf, '--delete', iqn, '-f'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                       ['-c', conf, '--delete', iqn, '-f'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       check=False)
         if os.path.lexists(conf):
             os.unlink(conf)
 
@@ -438,7 +439,7 @@ def test_a_snapshot_of_an_exported_volume_never_lets_the_lun_write_into_the_snap
         snap_ref = ct.data_ref(loc, 'V', 's1')
         fmt, target = ct.qemu_target(snap_ref)
         check = subprocess.run(['qemu-io', '-r', '-f', fmt, '-c', 'read -P 0x5a 0 1M', target],
-                               stdout=subprocess.PIPE, universal_newlines=True)
+                               stdout=subprocess.PIPE, universal_newlines=True, check=False)
         assert 'Pattern verification failed' not in check.stdout, \
             'the iSCSI write (rc %d) landed in snapshot s1 (%s)' % (rc, snap_ref.describe())
     finally:
