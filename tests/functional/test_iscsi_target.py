@@ -484,7 +484,7 @@ def _tgt_has_rbd(lab):
 
 def test_rbd_lun_through_tgt_rbd(lab, iqn, tmp_path):
     if not _tgt_has_rbd(lab) or not shutil.which('ceph-mon'):
-        pytest.skip('needs tgt-rbd and the Ceph lab (bindep.txt)')
+        pytest.fail('needs tgt-rbd and the Ceph lab (bindep.txt, make install)', pytrace=False)
     import cephlab
     from ansible_collections.blockyard.storage.plugins.module_utils.model import DataRef
     from ansible_collections.blockyard.storage.plugins.module_utils.targets.base import Lun, TargetSpec
