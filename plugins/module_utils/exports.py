@@ -346,9 +346,8 @@ def _predicted(current, state, spec, provider):
 
 
 def _target_result(volume, iqn, provider, target, mode, state):
-    return {'export': {'volume': volume.name, 'protocol': mode, 'state': state if target or state == 'absent'
-                       else state, 'target_iqn': iqn, 'target_lun': provider.first_lun, 'provider': provider.name,
-                       'target': target}}
+    return {'export': {'volume': volume.name, 'protocol': mode, 'state': state, 'target_iqn': iqn,
+                       'target_lun': provider.first_lun, 'provider': provider.name, 'target': target}}
 
 
 def _target_diff(before, after):
