@@ -8,12 +8,13 @@ PYTHON ?= python3
 DEMO_DIR ?= $(CURDIR)/demo-volumes
 export PYTHON DEMO_DIR
 
-.PHONY: help install demo test bench units sanity lint integration galaxy-check clean distclean
+.PHONY: help install demo test bench units sanity lint integration test-vm galaxy-check clean distclean
 
 help:
 	@echo "make install      apt packages (bindep.txt), .venv, collection link"
-	@echo "make test         units, sanity, lint, integration, galaxy-check"
-	@echo "make units|sanity|lint|integration|galaxy-check   one stage"
+	@echo "make test         units, interop, sanity, lint, integration, test-vm, galaxy-check"
+	@echo "make units|sanity|lint|integration|test-vm|galaxy-check   one stage"
+	@echo "make test-vm      the VM tier alone (a Debian guest under qemu: LVM, LIO, NFS, iSCSI attach)"
 	@echo "make demo         playbooks/demo.yml on localhost (DEMO_DIR=$(DEMO_DIR))"
 	@echo "make bench        benchmarks/run.py"
 	@echo "make clean        remove generated files (distclean: also .venv)"
@@ -24,7 +25,7 @@ install:
 test: install
 	@scripts/run-tests
 
-units sanity lint integration galaxy-check: install
+units sanity lint integration test-vm galaxy-check: install
 	@scripts/$@
 
 demo: install
