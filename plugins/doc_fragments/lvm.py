@@ -28,14 +28,15 @@ options:
     type: str
   lvm_type:
     description:
-      - With O(backend=lvm), the kind of a new volume when the task gives no O(provisioning).
+      - With O(backend=lvm), the kind of a new volume when the task gives no C(provisioning) (module volume).
       - V(thick) volumes are plain LVs (C(lvcreate -L)), zeroed when they are made (so that they never show what
         the freed extents of a deleted volume held); their snapshots have a copy-on-write area as large as the
         volume; revert is C(lvconvert --merge) of the latest snapshot, which is then made again.
       - V(thin) volumes are thin LVs in the thin pool O(thin_pool); their snapshots and the copies made from them
         are thin snapshots (activated permanently, C(-kn)); revert copies the latest snapshot's data back when it
         differs (it reads both to compare).
-      - O(provisioning=thick) or O(provisioning=thin) overrides this per volume (a thin one needs the thin pool).
+      - C(provisioning=thick) or C(provisioning=thin) of the volume module overrides this per volume (a thin one
+        needs the thin pool).
     type: str
     choices: [thick, thin]
     default: thick

@@ -141,6 +141,7 @@ class LvmBackend(Backend):
         self.volume_clear_size = volume_clear_size
         self.files = bk.HostFiles(vg, self.vg_uuid, self.state_dir, self.lock_dir)
         self.warnings = []
+        self._cache = {'vg': info}
 
     # ------------------------------------------------------------------ locations
     @classmethod
@@ -186,7 +187,16 @@ class LvmBackend(Backend):
 
     # ------------------------------------------------------------------ commands
     def _run(self, args, what, **kwargs):
+        # any command but a report may change what lvs/vgs say (a write
+        # changes a thin LV's or a snapshot's usage): read them again after it
+        if args[0] not in ('lvs', 'vgs'):
+            self._cache.clear()
         return runner.run(args, what=what, **kwargs)
+
+    def _vg(self):
+        if 'vg' not in self._cache:
+            self._cache['vg'] = vg_info(self.vg)
+        return self._cache['vg']
 
     def _spec(self, lv):
         return '%s/%s' % (self.vg, lv)
@@ -195,6 +205,13 @@ class LvmBackend(Backend):
         return '/dev/%s/%s' % (self.vg, lv)
 
     def contents(self):
+        """What the VG holds (one lvs, kept until this backend runs any other
+        command: a backend object lives for one task)."""
+        if 'lvs' not in self._cache:
+            self._cache['lvs'] = self._read_contents()
+        return self._cache['lvs']
+
+    def _read_contents(self):
         res = self._run(['lvs'] + bk.REPORT_OPTIONS + ['-o', ','.join(bk.LV_FIELDS), self.vg],
                         'Listing the logical volumes of VG %s' % self.vg, check=False)
         if res.rc != 0:
@@ -229,7 +246,7 @@ class LvmBackend(Backend):
         return lv
 
     def _require_free(self, need, doing):
-        info = vg_info(self.vg)
+        info = self._vg()
         if info['free'] < need:
             raise Conflict('Cannot %s: VG %s has %s free, %s are needed. Add a physical volume (vgextend %s '
                            '<device>) or free space, then re-run.'
@@ -358,7 +375,7 @@ class LvmBackend(Backend):
         return dict(snapshot.details, vg=self.vg)
 
     def capacity(self, known=None, volumes=True):
-        info = vg_info(self.vg)
+        info = self._vg()
         details = {'vg': self.vg, 'vg_size_bytes': info['size'], 'vg_free_bytes': info['free'],
                    'extent_size_bytes': self.extent, 'lvm_type': self.lvm_type}
         total, free = info['size'], info['free']
@@ -582,6 +599,7 @@ class LvmBackend(Backend):
         dest = self._ref(lv, size)
         self._device(dest.path)
         thick = provisioning == 'thick'
+        self._cache.clear()
         qemu_img.convert_to(ref, dest, target_is_zero=not thick)
         if thick and ref.size is not None and ref.size < size:
             self._zero(dest.path, _round_up(ref.size, 512), size - _round_up(ref.size, 512))
@@ -734,8 +752,8 @@ class LvmBackend(Backend):
         lv = contents.volumes[name]
         snap_lv = bk.snapshot_lv(name, snapshot)
         if snap_lv in contents.all:
-            raise Conflict('Cannot create snapshot %s of volume %s: LV %s exists.' % (snapshot, name,
-                                                                                     self._spec(snap_lv)))
+            raise Conflict('Cannot create snapshot %s of volume %s: LV %s exists.'
+                           % (snapshot, name, self._spec(snap_lv)))
         doing = 'create snapshot %s of volume %s' % (snapshot, name)
         if lv.thin:
             self._require_pool(contents, doing)
@@ -859,13 +877,14 @@ class LvmBackend(Backend):
             raise NotFound('Volume %s disappeared from VG %s during its revert.' % (name, self.vg))
         slv = contents.all.get(bk.snapshot_lv(name, snapshot))
         if slv is not None and slv.thin:
+            self._cache.clear()
             qemu_img.convert_to(self._ref(slv.name, size), self._ref(lv.name, lv.size), target_is_zero=False)
         elif lv.thin:
             raise NotFound('Snapshot %s of thin volume %s is gone: the interrupted revert cannot be completed. '
                            'Inspect the volume.' % (snapshot, name))
         else:
             if slv is not None and slv.merging:
-                self._run(['lvpoll', '--polloperation', 'merge', '-i', '1', self._spec(slv.name)],
+                self._run(['lvm', 'lvpoll', '--polloperation', 'merge', '-i', '1', self._spec(slv.name)],
                           'Waiting for the merge of %s' % self._spec(slv.name))
             elif slv is not None and (slv.data_percent is None or slv.data_percent > 0.0):
                 self._run(['lvconvert', '--merge', '-i', '1', self._spec(slv.name)],

@@ -370,6 +370,7 @@ def test_full_thin_pool_is_refused(tmp_path, data, meta, word):
 def test_thick_create_needs_free_extents(tmp_path):
     backend, fake = backend_with([], tmp_path)
     fake.free = 4 * MIB
+    backend._cache.clear()      # the VG as vgs reports it now
     with runner.use(fake):
         with pytest.raises(Conflict) as caught:
             backend.plan_create('n', 'raw', 8 * MIB, 'thick')
