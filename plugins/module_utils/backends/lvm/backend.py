@@ -544,7 +544,7 @@ class LvmBackend(Backend):
         if source is None and size is None:
             raise InvalidInput('Volume %s does not exist and no size was given: give size to create it.' % name)
         final = _round_up(size if size is not None else source.size, self.extent)
-        if source is not None and final < source.size:
+        if source is not None and (size if size is not None else final) < source.size:
             raise Conflict('Volume %s would be %s but its source is %s: a copy cannot be smaller than its source. '
                            'Give size >= %s or leave it out.'
                            % (name, naming.human_size(final), naming.human_size(source.size),
@@ -628,11 +628,11 @@ class LvmBackend(Backend):
         snaps = contents.snapshots_of(volume.name)
         thick_snaps = [s for s, slv in snaps if slv.thick_snapshot]
         if thick_snaps or not lv.thin:
-            if lv.open:
-                raise Busy('Cannot extend volume %s: %s is open (a guest, a target or a mount uses it) and %s. '
-                           'Detach it first. Nothing was changed.'
-                           % (volume.name, self._spec(lv.name), 'LVM resizes a thick origin with snapshots only '
-                              'while inactive' if thick_snaps else 'its new range must be zeroed'), volume=volume.name)
+            if lv.open and thick_snaps:
+                raise Busy('Cannot extend volume %s: %s is open (a guest, a target or a mount uses it) and LVM '
+                           'resizes a thick origin with snapshots (%s) only while inactive. Detach it, or delete the '
+                           'snapshots, first. Nothing was changed.'
+                           % (volume.name, self._spec(lv.name), ', '.join(thick_snaps)), volume=volume.name)
             self._require_free(want - lv.size + sum(cow_size(want, self.extent) - slv.size for s, slv in snaps
                                                     if slv.thick_snapshot and cow_size(want, self.extent) > slv.size),
                                'extend volume %s' % volume.name)
