@@ -297,7 +297,19 @@ def _remove_orphan(params, check_mode, name):
 
 
 def _portals(params):
-    return [params['portal']] if params.get('portal') else []
+    """The portals the target listens on. tgt: the portal, checked against
+    where tgtd listens (a wildcard covers it). LIO: the wildcard address of
+    the portal's port, as targetcli makes it: the kernel refuses a specific
+    address on a port where another target listens on the wildcard (and the
+    reverse), so every export of a host shares 0.0.0.0:<port> (or [::]:<port>);
+    the portal stays the address initiators are given (NAT, a service IP)."""
+    portal = params.get('portal')
+    if not portal:
+        return []
+    if (params.get('target_provider') or 'tgt') == 'lio':
+        host, port = portal.rsplit(':', 1)
+        return ['%s:%s' % ('[::]' if host.startswith('[') else '0.0.0.0', port)]
+    return [portal]
 
 
 def _check_owner(current, iqn, refs, volume):
