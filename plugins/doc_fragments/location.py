@@ -21,11 +21,15 @@ options:
         O(max_clone_depth), a volume whose copies still depend on it goes to the pool's trash until the last of
         them is deleted). It needs the Ceph Python bindings (python3-rados, python3-rbd) on the managed host and the
         connection options O(ceph_conf), O(ceph_user), O(ceph_keyring).
+      - V(lvm) keeps each volume as a raw logical volume C(volume-<name>) of an LVM volume group (O(vg)), thick or
+        thin (O(lvm_type), O(thin_pool)), with Cinder's LVM semantics (snapshots made with C(lvcreate -s), revert
+        by merging the latest thick snapshot, O(volume_clear)). It needs lvm2 (and thin-provisioning-tools for thin
+        pools) on the managed host, and is exported through an iSCSI target.
       - Every backend implements the same contract, so the modules, their results and check mode behave the same
         for each; what only one backend has is returned under C(details).
     type: str
     default: file
-    choices: [file, rbd]
+    choices: [file, rbd, lvm]
 '''
 
     PLACEMENT = r'''

@@ -13,7 +13,7 @@ from ansible_collections.blockyard.storage.plugins.module_utils.errors import St
 
 # blockyard.storage.location: the backend
 LOCATION_ARGS = dict(
-    backend=dict(type='str', default='file', choices=['file', 'rbd']),
+    backend=dict(type='str', default='file', choices=['file', 'rbd', 'lvm']),
     # blockyard.storage.file: where the file backend keeps volumes
     volume_dir=dict(type='path'),
     share=dict(type='str'),
@@ -26,6 +26,12 @@ LOCATION_ARGS = dict(
     namespace=dict(type='str'),
     max_clone_depth=dict(type='int', default=5),
     flatten_volume_from_snapshot=dict(type='bool', default=False),
+    # blockyard.storage.lvm: where the lvm backend keeps volumes
+    vg=dict(type='str'),
+    lvm_type=dict(type='str', default='thick', choices=['thick', 'thin']),
+    thin_pool=dict(type='str'),
+    volume_clear=dict(type='str', default='none', choices=['none', 'zero']),
+    volume_clear_size=dict(type='int', default=0),
 )
 # blockyard.storage.ceph: the cluster connection (rbd backend, rbd_image)
 LOCATION_ARGS.update((k, dict(v)) for k, v in ceph.CONNECTION_ARGS.items())

@@ -101,12 +101,15 @@ def convert(src, dst, dst_fmt, preallocation=None, sparse=True):
     _run(args, 'Copying %s into %s' % (src.describe(), dst))
 
 
-def convert_to(src, dst):
-    """Copy the guest data of src into the existing, zero-filled raw target
-    dst (both model.DataRef: an RBD image made for the copy)."""
+def convert_to(src, dst, target_is_zero=True):
+    """Copy the guest data of src into the existing raw target dst (both
+    model.DataRef: an RBD image or an LV made for the copy). target_is_zero:
+    dst reads as zeros (a new RBD image, a new thin LV), so zeros are not
+    written; else every byte is (a thick LV holding what its extents held)."""
     src_fmt, src_name = _source(src)
     dst_fmt, dst_name = _source(dst)
-    _run(['convert', '-q', '-n', '--target-is-zero', '-f', src_fmt, '-O', dst_fmt, src_name, dst_name],
+    zero = ['--target-is-zero'] if target_is_zero else []
+    _run(['convert', '-q', '-n'] + zero + ['-f', src_fmt, '-O', dst_fmt, src_name, dst_name],
          'Copying %s into %s' % (src.describe(), dst.describe()))
 
 

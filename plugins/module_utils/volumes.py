@@ -174,7 +174,8 @@ def copy_source(params, dest, name, fmt, provisioning, src_backend, src=None):
         return None
     snapshot = params.get('source_snapshot')
     src = src or src_backend.require(params['source_volume'])
-    if snapshot is None and dest.can_clone_from(src_backend, src, None, fmt or 'raw', provisioning or 'thin'):
+    if snapshot is None and dest.can_clone_from(src_backend, src, None, fmt or 'raw',
+                                                provisioning or dest.default_provisioning):
         # the destination's fast path reads the source as it is
         return Source(src_backend.data_ref(src), src.size, 'volume %s' % src.name, backend=src_backend, volume=src)
     return src_backend.plan_read(src, snapshot, purpose=name)
@@ -223,7 +224,8 @@ def ensure_volume(params, check_mode):
             if need is None:
                 src = src_backend.require(params['source_volume']) if src_backend is not None else None
                 need = copy_size(params, src)
-            backend = place(params, candidates, need, provisioning or 'thin', prefer=src_backend)
+            backend = place(params, candidates, need, provisioning or candidates[0].default_provisioning,
+                            prefer=src_backend)
     if backend is None:     # absent, and in none of the locations
         return False, {'actions': [], 'volume': absent_result(name, cls.kind, None), 'location': None}, \
             {'before': {'state': 'absent'}, 'after': {'state': 'absent'}}
@@ -241,7 +243,8 @@ def ensure_volume(params, check_mode):
             before = backend.load(name, fmt, size)
             if before is None:
                 source = copy_source(params, backend, name, fmt, provisioning, src_backend)
-                plan, _b = backend.plan_create(name, fmt or 'raw', size, provisioning or 'thin', source)
+                plan, _b = backend.plan_create(name, fmt or 'raw', size, provisioning or backend.default_provisioning,
+                                               source)
             else:
                 plan, _b = backend.plan_update(before, fmt, size, provisioning)
         else:

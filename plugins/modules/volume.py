@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - blockyard.storage.location.placement
   - blockyard.storage.file
   - blockyard.storage.rbd
+  - blockyard.storage.lvm
   - blockyard.storage.ceph
   - blockyard.storage.file.ownership
   - blockyard.storage.attributes
@@ -72,6 +73,8 @@ options:
       - V(thin) makes a sparse raw file; V(thick) a raw file fully allocated with zeros (fallocate where the
         filesystem guarantees zeros, written zeros elsewhere). qcow2 volumes are created with
         C(preallocation=metadata) either way. New volumes are V(thin) when it is not set.
+      - With O(backend=lvm), V(thin) makes a thin LV in O(thin_pool) and V(thick) a plain LV, zeroed when it is made;
+        when it is not set, new volumes are of the kind O(lvm_type) names.
       - An existing volume keeps its recorded provisioning; a different value gives a warning (no conversion in
         place).
     type: str
@@ -173,6 +176,22 @@ EXAMPLES = r'''
     source_image: /srv/images/debian-12.qcow2
     size: 20G
     volume_dir: /srv/volumes
+
+- name: A 10 GiB thin volume as a logical volume (volume-app01) in the thin pool cinder-volumes-pool
+  blockyard.storage.volume:
+    name: app01
+    size: 10G
+    backend: lvm
+    vg: cinder-volumes
+    lvm_type: thin
+
+- name: Delete a thick LVM volume, overwriting it with zeros first
+  blockyard.storage.volume:
+    name: old01
+    state: absent
+    backend: lvm
+    vg: cinder-volumes
+    volume_clear: zero
 
 - name: Delete a volume and its snapshots
   blockyard.storage.volume:

@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - blockyard.storage.location
   - blockyard.storage.file
   - blockyard.storage.rbd
+  - blockyard.storage.lvm
   - blockyard.storage.ceph
   - blockyard.storage.attributes.info_module
 requirements:

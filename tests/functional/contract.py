@@ -276,12 +276,154 @@ def rbd_root():
     return RbdRoot('rbd', 'rbd')
 
 
-# kind-location label -> maker of its root; LVM adds its own here
+LVM_DEVICE_ENV = 'BLOCKYARD_LVM_DEVICE'
+LVM_THIN_POOL_SIZE = 256 * MIB
+
+
+def _lvm(argv, what):
+    res = _run(argv)
+    if res.returncode != 0:
+        raise RuntimeError('%s: %s exited with %s: %s' % (what, ' '.join(argv), res.returncode, res.stdout[-2000:]))
+    return res.stdout
+
+
+class LvmLocation(Location):
+    """A volume group of its own, made on the spare disk for one test (and
+    its thin pool <vg>-pool for lvm_type thin)."""
+
+    kind = 'lvm'
+
+    def __init__(self, label, vg, lvm_type):
+        super(LvmLocation, self).__init__(label, dict(backend='lvm', vg=vg, lvm_type=lvm_type), vg)
+        self.vg = vg
+        self.uuid = _lvm(['vgs', '--noheadings', '-o', 'vg_uuid', vg], 'reading the VG').strip()
+
+    @property
+    def location(self):
+        return self.vg
+
+    def journal_dir(self):
+        from ansible_collections.blockyard.storage.plugins.module_utils.backends.lvm import bookkeeping
+        return os.path.join(bookkeeping.STATE_DIR, self.uuid)
+
+    def lvs(self):
+        import json
+        out = _lvm(['lvs', '-a', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o',
+                    'lv_name,lv_attr,lv_size,origin,pool_lv,lv_tags,data_percent,metadata_percent', self.vg],
+                   'listing the LVs')
+        rows = []
+        for report in json.loads(out)['report']:
+            rows.extend(report.get('lv', []))
+        return rows
+
+    def listing(self):
+        """Every LV of the VG (hidden ones too) with its attributes, size,
+        origin, tags and a sha256 of its data, and the journal files."""
+        result = {}
+        for row in self.lvs():
+            name = row['lv_name']
+            entry = dict(row)
+            path = '/dev/%s/%s' % (self.vg, name)
+            if not name.startswith('[') and row['lv_attr'][:1] != 't' and os.path.exists(path):
+                digest = hashlib.sha256()
+                with open(path, 'rb') as handle:
+                    for chunk in iter(lambda: handle.read(4 * MIB), b''):
+                        digest.update(chunk)
+                entry['sha256'] = digest.hexdigest()
+            result['lv ' + name] = entry
+        journals = self.journal_dir()
+        if os.path.isdir(journals):
+            result.update(('journal ' + k, v) for k, v in sc.fingerprint(journals).items())
+        return result
+
+    def listing_names(self):
+        names = ['lv %s' % row['lv_name'] for row in self.lvs()]
+        journals = self.journal_dir()
+        if os.path.isdir(journals):
+            names += ['journal %s' % n for n in os.listdir(journals)]
+        return names
+
+    def remove(self):
+        _run(['vgremove', '-f', '-y', self.vg])
+        shutil.rmtree(self.journal_dir(), ignore_errors=True)
+        from ansible_collections.blockyard.storage.plugins.module_utils.backends.lvm import bookkeeping
+        shutil.rmtree(os.path.join(bookkeeping.LOCK_DIR, self.uuid), ignore_errors=True)
+
+
+class LvmRoot(object):
+    """The spare disk (env BLOCKYARD_LVM_DEVICE); each fresh Location is a
+    new VG on it (the previous one is removed first: one PV, one VG)."""
+
+    def __init__(self, label, lvm_type):
+        if os.geteuid() != 0:
+            raise RuntimeError('%s needs root (LVM)' % label)
+        self.device = os.environ.get(LVM_DEVICE_ENV)
+        if not self.device:
+            raise RuntimeError('%s: set %s to a spare block device (the VM tier\'s /dev/disk/by-id/virtio-bylvm1); '
+                               'its contents are destroyed' % (label, LVM_DEVICE_ENV))
+        if not os.path.exists(self.device):
+            raise RuntimeError('%s: %s=%s does not exist' % (label, LVM_DEVICE_ENV, self.device))
+        if not os.path.exists('/dev/mapper/control'):
+            raise RuntimeError('%s: no device-mapper in this kernel (/dev/mapper/control): LVM runs in the VM tier '
+                               'only' % label)
+        self.label = label
+        self.lvm_type = lvm_type
+        self.current = None
+        self._clear_device()
+
+    def _clear_device(self):
+        """Remove whatever VG a previous (killed) run left on the device."""
+        out = _run(['pvs', '--noheadings', '-o', 'vg_name', self.device]).stdout.strip()
+        if out:
+            _run(['vgremove', '-f', '-y', out])
+
+    def fresh(self, tag='t'):
+        if self.current is not None:
+            self.current.remove()
+        self._clear_device()
+        vg = 'byc%s%s' % (tag, os.urandom(4).hex())
+        _lvm(['vgcreate', '-y', '-s', '4m', vg, self.device], 'vgcreate')
+        if self.lvm_type == 'thin':
+            _lvm(['lvcreate', '-y', '--type', 'thin-pool', '-L', '%db' % LVM_THIN_POOL_SIZE, '-n', '%s-pool' % vg,
+                  vg], 'creating the thin pool')
+        self.current = LvmLocation(self.label, vg, self.lvm_type)
+        return self.current
+
+    def close(self):
+        if self.current is not None:
+            self.current.remove()
+            self.current = None
+
+
+def lvm_thick_root():
+    return LvmRoot('lvm-thick', 'thick')
+
+
+def lvm_thin_root():
+    return LvmRoot('lvm-thin', 'thin')
+
+
+def remove(loc):
+    """Tear down a location a test made (a directory, a VG)."""
+    if hasattr(loc, 'remove'):
+        loc.remove()
+    elif loc.kind == 'file':
+        shutil.rmtree(loc.root, ignore_errors=True)
+
+
+def default_provisioning(loc):
+    """What a volume created without provisioning is (lvm: its lvm_type)."""
+    return backend_of(loc, 'x').default_provisioning
+
+
+# kind-location label -> maker of its root
 ROOTS = {
     'file-dir': plain_dir_root,
     'file-xfs': xfs_root,
     'file-gluster': gluster_root,
     'rbd': rbd_root,
+    'lvm-thick': lvm_thick_root,
+    'lvm-thin': lvm_thin_root,
 }
 
 

@@ -6,9 +6,11 @@ scenarios through the neutral API (volumes.ensure_volume / ensure_snapshot /
 volume_info and the contract of backends/base.py), with the data of every
 point in time read back through the backend's DataRef.
 
-Today: the file backend on a plain directory (tmpfs), on XFS with reflink (a
-loop mount) and on a real GlusterFS FUSE mount. A later backend joins by
-adding its Location maker to contract.ROOTS and its label to LOCATIONS.
+Locations: the file backend on a plain directory (tmpfs), on XFS with
+reflink (a loop mount) and on a real GlusterFS FUSE mount, rbd on the Ceph
+lab, and (in the VM tier, which has device-mapper) lvm-thick and lvm-thin on
+a VG of their own per test; env BLOCKYARD_CONTRACT_LOCATIONS (a comma list of
+contract.ROOTS labels) picks them, the first four by default.
 
 Cases: create/grow/delete, snapshots deleted in every order, volumes from
 snapshots, clones, revert, check mode writes nothing (and predicts the real
@@ -38,7 +40,10 @@ from ansible_collections.blockyard.storage.plugins.module_utils.backends.base im
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import (
     Conflict, StorageError, Unsupported)
 
-LOCATIONS = ['file-dir', 'file-xfs', 'file-gluster', 'rbd']
+DEFAULT_LOCATIONS = ['file-dir', 'file-xfs', 'file-gluster', 'rbd']
+# the VM tier runs the LVM locations (BLOCKYARD_CONTRACT_LOCATIONS=lvm-thick,lvm-thin)
+LOCATIONS = [x.strip() for x in os.environ.get('BLOCKYARD_CONTRACT_LOCATIONS', '').split(',')
+             if x.strip()] or DEFAULT_LOCATIONS
 SIZE = ct.SIZE
 
 
@@ -59,7 +64,7 @@ def loc(backend_location):
     """A fresh, empty location of the param's kind."""
     location = backend_location.fresh()
     yield location
-    shutil.rmtree(location.root, ignore_errors=True)
+    ct.remove(location)
 
 
 def kind_of(loc):
@@ -79,10 +84,11 @@ def test_create_grow_delete(loc, fmt):
     vol = result['volume']
     assert (vol['name'], vol['backend'], vol['location'], vol['state'], vol['size_bytes'], vol['format'],
             vol['provisioning'], vol['managed'], vol['snapshots']) == \
-        ('V', cls.kind, loc.location, 'present', SIZE, fmt, 'thin', True, [])
+        ('V', cls.kind, loc.location, 'present', SIZE, fmt, ct.default_provisioning(loc), True, [])
     assert result['location'] == loc.location
     assert diff['before'] == {'state': 'absent'}
-    assert diff['after'] == {'state': 'present', 'format': fmt, 'provisioning': 'thin', 'size_bytes': SIZE,
+    assert diff['after'] == {'state': 'present', 'format': fmt, 'provisioning': ct.default_provisioning(loc),
+                             'size_bytes': SIZE,
                              'managed': True, 'snapshots': []}
     assert not ct.zero_problems(loc, 'V', 0, SIZE)
     changed, result, _d = ct.volume(loc, 'V', size='4M', format=fmt)
@@ -589,7 +595,7 @@ def _kill_once(root, op, point, skip, clean_names):
             problems.append('%s: re-run failed: %s: %s' % (label, type(exc).__name__, exc))
         return problems
     finally:
-        shutil.rmtree(loc.root, ignore_errors=True)
+        ct.remove(loc)
 
 
 @pytest.fixture(scope='module')
@@ -610,7 +616,7 @@ def discovered():
                 op.verify(loc, ctx)
                 names = sorted(loc.listing_names())
             finally:
-                shutil.rmtree(loc.root, ignore_errors=True)
+                ct.remove(loc)
             cache[key] = (list(hits), names)
         return cache[key]
     return get
@@ -634,7 +640,7 @@ def test_kill_ops_reach_every_named_checkpoint(backend_location, discovered):
     their hits covers them all."""
     probe = backend_location.fresh('c')
     kind = ct.backend_of(probe, 'x').kind
-    shutil.rmtree(probe.root, ignore_errors=True)
+    ct.remove(probe)
     named = set()
     for path in backends.modules_of(kind):
         with open(path) as handle:

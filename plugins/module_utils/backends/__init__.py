@@ -23,6 +23,7 @@ _PREFIX = 'ansible_collections.blockyard.storage.plugins.module_utils.backends.'
 _SHIPPED = False
 if _SHIPPED:
     from ansible_collections.blockyard.storage.plugins.module_utils.backends import file  # noqa: F401
+    from ansible_collections.blockyard.storage.plugins.module_utils.backends import lvm  # noqa: F401
     from ansible_collections.blockyard.storage.plugins.module_utils.backends import rbd  # noqa: F401
 
 # name: (package below backends/, what to install when its import fails);
@@ -30,6 +31,7 @@ if _SHIPPED:
 REGISTRY = {
     'file': ('file', 'qemu-utils (qemu-img)'),
     'rbd': ('rbd', 'python3-rados and python3-rbd'),
+    'lvm': ('lvm', 'lvm2 (and thin-provisioning-tools for thin volumes)'),
 }
 
 

@@ -55,6 +55,10 @@ class Backend:
         """How results name this location (a share string, a pool...)."""
         raise NotImplementedError
 
+    # The provisioning of a new volume when the task gives none (the lvm
+    # backend: its lvm_type).
+    default_provisioning = 'thin'
+
     # True for a location with no placement limits unless the operator sets
     # them (a plain local directory); shares and pools are always checked.
     unlimited_by_default = False

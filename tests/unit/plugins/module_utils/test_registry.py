@@ -66,7 +66,7 @@ def test_rbd_is_registered():
     assert 'python3-rados' in backends.REGISTRY['rbd'][1]
 
 
-@pytest.mark.parametrize('name', ['lvm', 'RBD', 'File', '', None, 'file '])
+@pytest.mark.parametrize('name', ['zfs', 'RBD', 'File', '', None, 'file '])
 def test_unknown_backend(name):
     with pytest.raises(InvalidInput) as caught:
         backends.get(name)
