@@ -18,6 +18,7 @@ RBD_KEYS = ('name', 'hosts', 'ports', 'cluster_name', 'auth_enabled', 'auth_user
 ISCSI_KEYS = ('target_discovered', 'target_portal', 'target_iqn', 'target_lun', 'volume_id', 'auth_method',
               'auth_username', 'auth_password', 'discard')
 SHARE_KEYS = ('export', 'name', 'options', 'format')
+AOE_KEYS = ('target_shelf', 'target_lun')
 
 
 def iscsi(portal, iqn, lun, volume_id, chap=None, iser=False, discard=True, portals=None):
@@ -39,6 +40,15 @@ def iscsi(portal, iqn, lun, volume_id, chap=None, iser=False, discard=True, port
         data['target_iqns'] = [i for _p, i, _l in portals]
         data['target_luns'] = [int(n) for _p, _i, n in portals]
     return {'driver_volume_type': 'iser' if iser else 'iscsi', 'data': data}
+
+
+def aoe(shelf, slot):
+    """os-brick's aoe connection_info: the volume is /dev/etherd/e<shelf>.<slot>
+    on the hypervisor (its aoe driver on the storage network)."""
+    for what, value, top in (('shelf', shelf, 65534), ('slot', slot, 254)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+            raise InvalidInput('An AoE %s is 0 to %d, not %r.' % (what, top, value))
+    return {'driver_volume_type': 'aoe', 'data': {'target_shelf': shelf, 'target_lun': slot}}
 
 
 def share(kind, export, name, fmt, options=None, mount_point_base=None):

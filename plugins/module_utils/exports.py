@@ -30,7 +30,7 @@ import os
 import secrets
 import stat
 
-from ansible_collections.blockyard.storage.plugins.module_utils import connection_info, fileio, targets, volumes
+from ansible_collections.blockyard.storage.plugins.module_utils import aoe, connection_info, fileio, targets, volumes
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import (
     Conflict, InvalidInput, StorageError, UnsafeImage, Unsupported)
 from ansible_collections.blockyard.storage.plugins.module_utils.plan import Plan
@@ -144,9 +144,10 @@ def check_connector(connector):
 
 def mode_of(params, native):
     """How the volume is handed out: 'nfs', 'glusterfs', 'rbd' (native:
-    the backend's native_access) or 'iscsi' / 'iser' (a target)."""
+    the backend's native_access), 'iscsi' / 'iser' (a target) or 'aoe'
+    (vblade)."""
     protocol = params.get('protocol')
-    if protocol in ('iscsi', 'iser'):
+    if protocol in ('iscsi', 'iser', 'aoe'):
         return protocol
     return native['kind'] if native else 'iscsi'
 
@@ -180,6 +181,10 @@ def ensure_export(params, check_mode):
     backend.validate_name(name)
     with volumes.locked(check_mode, (backend, name)):
         actions = backend.recover(name, check_mode)
+        if state == 'absent' and not backend.exists(name) and params.get('protocol') == 'aoe':
+            return False, {'export': {'volume': name, 'protocol': 'aoe', 'state': 'absent', 'aoe': None},
+                           'actions': actions, 'location': backend.location}, {'before': {'state': 'absent'},
+                                                                               'after': {'state': 'absent'}}
         if state == 'absent' and not backend.exists(name):
             changed_actions, result, diff = _remove_orphan(params, check_mode, name)
             result.update(actions=actions + changed_actions, location=backend.location)
@@ -188,7 +193,9 @@ def ensure_export(params, check_mode):
         ref = backend.data_ref(volume)
         native = backend.native_access(volume)
         mode = mode_of(params, native)
-        if mode in ('iscsi', 'iser'):
+        if mode == 'aoe':
+            changed_actions, result, diff = _aoe_export(params, check_mode, state, connector, volume, ref)
+        elif mode in ('iscsi', 'iser'):
             changed_actions, result, diff = _target_export(params, check_mode, state, connector, volume, ref, mode,
                                                            backend)
         else:
@@ -278,6 +285,38 @@ def _target_export(params, check_mode, state, connector, volume, ref, mode, back
                 spec=spec)
 
 
+def _aoe_summary(rec):
+    if not rec:
+        return {'state': 'absent'}
+    return {'state': 'present', 'shelf': rec['shelf'], 'slot': rec['slot'], 'interface': rec['interface'],
+            'path': rec['path'], 'unit': rec['unit']}
+
+
+def _aoe_export(params, check_mode, state, connector, volume, ref):
+    """An ATA over Ethernet export (vblade under a systemd unit). AoE has no
+    initiator ACL: terminate_connection (absent with a connector) changes
+    nothing, as in nova-volume's AoE driver."""
+    export = aoe.AoeExport(volume.name, ref)
+    if state == 'present':
+        check_safe(volume, ref, block=False)
+        plan, before = export.plan_present(params.get('aoe_interface'), params.get('aoe_shelf'),
+                                           params.get('aoe_slot'))
+    elif connector and connector.get('initiator'):
+        plan, before = Plan('aoe_detach'), export.current()[0]
+        before = before[0] if before else None
+        plan.after = before
+    else:
+        plan, before = export.plan_absent()
+    if plan and not check_mode:
+        plan.execute()
+    after = plan.after
+    result = {'export': {'volume': volume.name, 'protocol': 'aoe', 'state': 'present' if after else 'absent',
+                         'aoe': _aoe_summary(after) if after else None}}
+    if state == 'present':
+        result['connection_info'] = connection_info.aoe(after['shelf'], after['slot'])
+    return plan.actions, result, {'before': _aoe_summary(before), 'after': _aoe_summary(after)}
+
+
 def _remove_orphan(params, check_mode, name):
     """remove_export of a volume that is gone (deleted by another tool, or
     on another host): its target, found by the name this module gives it,
@@ -297,7 +336,19 @@ def _remove_orphan(params, check_mode, name):
 
 
 def _portals(params):
-    return [params['portal']] if params.get('portal') else []
+    """The portals the target listens on. tgt: the portal, checked against
+    where tgtd listens (a wildcard covers it). LIO: the wildcard address of
+    the portal's port, as targetcli makes it: the kernel refuses a specific
+    address on a port where another target listens on the wildcard (and the
+    reverse), so every export of a host shares 0.0.0.0:<port> (or [::]:<port>);
+    the portal stays the address initiators are given (NAT, a service IP)."""
+    portal = params.get('portal')
+    if not portal:
+        return []
+    if (params.get('target_provider') or 'tgt') == 'lio':
+        host, port = portal.rsplit(':', 1)
+        return ['%s:%s' % ('[::]' if host.startswith('[') else '0.0.0.0', port)]
+    return [portal]
 
 
 def _check_owner(current, iqn, refs, volume):

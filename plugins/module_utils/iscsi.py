@@ -31,6 +31,26 @@ def _device_size(path):
         os.close(fd)
 
 
+def _dev_link(path):
+    """The block device a stable device name stands for (/dev/<vg>/<lv>,
+    /dev/mapper/..., /dev/disk/by-id/...: links udev and LVM make in /dev,
+    which only root writes), or None for any other link. The LUN keeps the
+    stable name: /dev/dm-N changes from boot to boot."""
+    if os.path.normpath(path) != path or not path.startswith('/dev/'):
+        return None
+    real = os.path.realpath(path)
+    if not real.startswith('/dev/') or os.path.dirname(real) != '/dev' and not real.startswith('/dev/mapper/'):
+        return None
+    try:
+        st = os.stat(real)
+        parent = os.lstat(os.path.dirname(path))
+    except OSError:
+        return None
+    if not stat.S_ISBLK(st.st_mode) or parent.st_uid != 0 or stat.S_IMODE(parent.st_mode) & 0o022:
+        return None
+    return real
+
+
 def lun_ref(path, iqn, number):
     """A DataRef of a LUN's backing path: an absolute path, with no link in
     it, of an existing regular file or block device."""
@@ -43,8 +63,12 @@ def lun_ref(path, iqn, number):
         raise InvalidInput('%s: %s cannot be used: %s. Create the file or volume first (blockyard.storage.volume).'
                            % (where, path, exc.strerror), path=path)
     if stat.S_ISLNK(st.st_mode):
-        raise InvalidInput('%s: %s is a symbolic link: links are never followed; give the path of the file or '
-                           'device itself.' % (where, path), path=path)
+        dev = _dev_link(path)
+        if dev is not None:
+            return DataRef('block', 'raw', _device_size(dev), path=path)
+        raise InvalidInput('%s: %s is a symbolic link: links are never followed (except the names udev and LVM '
+                           'keep under /dev for a block device, such as /dev/<vg>/<lv>); give the path of the file '
+                           'or device itself.' % (where, path), path=path)
     real = os.path.realpath(path)
     if real != os.path.normpath(path) or os.path.normpath(path) != path:
         raise InvalidInput('%s: %s is not a canonical path (a link or .. in a directory part, or a trailing /): '

@@ -40,6 +40,7 @@ extends_documentation_fragment:
 requirements:
   - For iSCSI exports, on the target host, tgt (Debian/Ubuntu package tgt, and tgt-rbd for RBD volumes) or LIO
     (python3-rtslib-fb).
+  - For AoE exports, on the target host, vblade (Debian/Ubuntu package vblade) and systemd.
 options:
   volume:
     description: Name of the volume to export.
@@ -63,8 +64,26 @@ options:
       - V(iscsi) or V(iser) exports the volume as a LUN even where the hypervisor could read it natively (an RBD
         volume through tgt-rbd, for initiators that do not speak RBD). Left out, shares and RBD volumes are
         handed out natively and other volumes over iSCSI.
+      - V(aoe) exports a raw volume (an LVM logical volume, or a raw file volume) over ATA over Ethernet, with a vblade
+        process serving it as shelf O(aoe_shelf), slot O(aoe_slot) on O(aoe_interface), kept running by the systemd
+        unit C(/etc/systemd/system/blockyard-vblade-<shelf>-<slot>.service) (the unit is the export's record). AoE
+        has no ACL or authentication (any host of that Ethernet segment can read and write the volume), so
+        O(connector) changes nothing. A volume whose data is in a qcow2 container is refused.
     type: str
-    choices: [iscsi, iser]
+    choices: [iscsi, iser, aoe]
+  aoe_interface:
+    description: With O(protocol=aoe), the network interface vblade serves the volume on (a storage network).
+    type: str
+  aoe_shelf:
+    description:
+      - With O(protocol=aoe), the AoE shelf (0 to 65534). Left out, the lowest shelf with a free slot, from 0.
+      - Given with O(aoe_slot), the address must not be another volume's.
+    type: int
+  aoe_slot:
+    description:
+      - With O(protocol=aoe), the AoE slot (0 to 254). Left out, the lowest free slot of the shelf. Once exported,
+        a volume keeps its address on every later run (found by its unit file).
+    type: int
   target_provider:
     description: The iSCSI target of the target host.
     type: str
@@ -74,6 +93,9 @@ options:
     description:
       - C(ip:port) initiators reach the target at (C(target_portal) of the connection_info). Needed for iSCSI
         exports.
+      - With O(target_provider=lio) the target listens on every address at that port (C(0.0.0.0:<port>), or
+        C([::]:<port>)), as targetcli does, because the kernel refuses a specific address on a port where another target
+        listens on the wildcard.
     type: str
   iqn_prefix:
     description: Prefix of the target name; the target is C(<iqn_prefix>volume-<name>) (lowercase).
@@ -131,6 +153,14 @@ EXAMPLES = r'''
     connector:
       initiator: iqn.1993-08.org.debian:01:hv1
 
+- name: Export a raw volume over ATA over Ethernet on the storage network
+  blockyard.storage.export:
+    volume: scratch01
+    volume_dir: /srv/volumes
+    protocol: aoe
+    aoe_interface: eth1
+  register: scratch01_export   # connection_info.data.target_shelf / target_lun: /dev/etherd/e<shelf>.<slot>
+
 - name: Remove the export of db01
   blockyard.storage.export:
     volume: db01
@@ -148,7 +178,8 @@ connection_info:
 export:
   description:
     - The export, C(volume), C(protocol), C(state); for a target also C(target_iqn), C(target_lun), C(provider)
-      and C(target) (its LUNs, initiators, CHAP user; never a password).
+      and C(target) (its LUNs, initiators, CHAP user; never a password); for AoE C(aoe) (C(shelf), C(slot),
+      C(interface), C(path), C(unit)).
   returned: always
   type: dict
 location:
@@ -177,7 +208,10 @@ def main():
             volume=dict(type='str', required=True),
             state=dict(type='str', default='present', choices=['present', 'absent']),
             connector=dict(type='dict'),
-            protocol=dict(type='str', choices=['iscsi', 'iser']),
+            protocol=dict(type='str', choices=['iscsi', 'iser', 'aoe']),
+            aoe_interface=dict(type='str'),
+            aoe_shelf=dict(type='int'),
+            aoe_slot=dict(type='int'),
             target_provider=dict(type='str', default='tgt', choices=['tgt', 'lio']),
             portal=dict(type='str'),
             iqn_prefix=dict(type='str', default=exports.DEFAULT_IQN_PREFIX),

@@ -508,9 +508,32 @@ class LioProvider(Provider):
 
     def _create_portal(self, iqn, portal, iser):
         ip, port = _split_portal(portal)
-        np = rtslib_fb.NetworkPortal(self._tpg(iqn), ip, port, mode='create')
+        try:
+            np = rtslib_fb.NetworkPortal(self._tpg(iqn), ip, port, mode='create')
+        except rtslib_fb.RTSLibError as exc:
+            others = self._portals_on_port(iqn, port)
+            if others:
+                # measured on Linux 6.1: LIO binds one socket per ip:port for all targets; a specific address
+                # and the wildcard on one port exclude each other
+                raise Conflict('LIO target %s: portal %s cannot be added (%s): other targets listen on port %d at %s, '
+                               'and the kernel refuses a specific address and the wildcard on one port. Use the '
+                               'same portal as they do (0.0.0.0:%d, what targetcli makes by default), or another '
+                               'port.' % (iqn, portal, exc, port, ', '.join(others), port), target=iqn)
+            raise
         if iser:
             np.iser = True
+
+    @staticmethod
+    def _portals_on_port(iqn, port):
+        found = []
+        for target in rtslib_fb.FabricModule('iscsi').targets:
+            if target.wwn == iqn:
+                continue
+            for tpg in target.tpgs:
+                for np in tpg.network_portals:
+                    if np.port == port:
+                        found.append('%s:%d (%s)' % (np.ip_address, np.port, target.wwn))
+        return sorted(found)
 
     def _delete_portal(self, iqn, portal):
         ip, port = _split_portal(portal)

@@ -289,6 +289,17 @@ class NetworkPortal(_Node):
         self._port = int(port)
         self._parent_tpg = parent_tpg
         self._path = '%s/np/%s:%d' % (parent_tpg.path, self._ip_address, self._port)
+        if mode != 'lookup' and not self.exists:
+            # the kernel (measured on Linux 6.1 in the VM tier): one socket per ip:port for all targets, so a
+            # specific address and the wildcard on one port exclude each other
+            wild = ('0.0.0.0', '[::]', '::')
+            for other in S.nodes:
+                head, _sep, tail = other.rpartition('/np/')
+                if not _sep or head == parent_tpg.path or '/' in tail:
+                    continue
+                ip, _c, port = tail.rpartition(':')
+                if int(port) == self._port and ip != self._ip_address and (ip in wild or self._ip_address in wild):
+                    raise RTSLibError('Could not create NetworkPortal in configFS')
         self._create_in_cfs_ine(mode)
 
     ip_address = property(lambda self: self._ip_address)

@@ -24,7 +24,7 @@ import fake_rtslib  # noqa: E402
 sys.modules.setdefault('rtslib_fb', fake_rtslib.module())
 
 from ansible_collections.blockyard.storage.plugins.module_utils.errors import (  # noqa: E402
-    InvalidInput, MissingDependency, StorageError, Unsupported)
+    Conflict, InvalidInput, MissingDependency, StorageError, Unsupported)
 from ansible_collections.blockyard.storage.plugins.module_utils.model import DataRef  # noqa: E402
 from ansible_collections.blockyard.storage.plugins.module_utils.targets import lio  # noqa: E402
 from ansible_collections.blockyard.storage.plugins.module_utils.targets import get as get_provider  # noqa: E402
@@ -431,3 +431,25 @@ def test_the_provider_uses_only_checked_names():
     import re
     used = set(re.findall(r'rtslib_fb\.([A-Za-z]+)', source))
     assert used <= set(fake_rtslib.USED) | {'RTSLibError', 'RTSLibNotInCFS', 'FabricModule'}
+
+
+def test_a_specific_portal_beside_another_targets_wildcard_is_a_clear_conflict(provider, fake):
+    # measured on Linux 6.1 (tests/vm/playbooks/20_lio_attach.yml): "Could not create NetworkPortal in configFS"
+    other = 'iqn.2026-11.org.blockyard:volume-other'
+    apply(provider, TargetSpec(other, luns=[file_lun(0, path='/srv/volumes/volume-other')]))
+    with pytest.raises(Conflict) as err:
+        apply(provider, spec(portals=['127.0.0.1:3260']))
+    assert 'other targets listen on port 3260 at 0.0.0.0:3260 (%s)' % other in err.value.msg
+    assert '0.0.0.0:3260, what targetcli makes by default' in err.value.msg
+    # the failed create is undone, and the shared wildcard works
+    assert provider.read(IQN) is None
+    apply(provider, spec(portals=['0.0.0.0:3260']))
+    assert provider.read(IQN)['portals'] == ['0.0.0.0:3260']
+
+
+def test_export_listens_on_the_wildcard_of_its_portal_with_lio():
+    from ansible_collections.blockyard.storage.plugins.module_utils import exports
+    assert exports._portals({'portal': '192.0.2.10:3260', 'target_provider': 'lio'}) == ['0.0.0.0:3260']
+    assert exports._portals({'portal': '[2001:db8::1]:3261', 'target_provider': 'lio'}) == ['[::]:3261']
+    assert exports._portals({'portal': '192.0.2.10:3260', 'target_provider': 'tgt'}) == ['192.0.2.10:3260']
+    assert exports._portals({'portal': '192.0.2.10:3260'}) == ['192.0.2.10:3260']
