@@ -86,6 +86,9 @@ def _read_extents(loc, ranges, extent=4 * MIB):
     start = _pe_start(loc)
     data = b''
     with open(loc.root_device, 'rb') as handle:
+        # what was written through the LV's own device is not in the PV's
+        # page cache: drop what an earlier read left there
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         for _device, first, last in ranges:
             handle.seek(start + first * extent)
             data += handle.read((last - first + 1) * extent)
