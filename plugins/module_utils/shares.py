@@ -338,6 +338,13 @@ def mount_failure(share, share_type, point, exc):
     elif 'access denied' in low:
         cause = 'the server refused access to the export'
         fix = 'check /etc/exports on %s allows this host (exportfs -v) and that the export path is right' % host
+    elif share_type == 'nfs' and 'reason given by server: no such file or directory' in low:
+        # NFSv4 against a Linux server that exports other paths: the path is
+        # looked up in the server's pseudo-filesystem and is not there
+        path = share.split(':', 1)[1]
+        cause = 'the server has no export %s (reason given by server: No such file or directory)' % path
+        fix = ('correct the path of the share, or export %s on %s (/etc/exports, then exportfs -ra); exportfs -v '
+               'on the server lists what it exports' % (path, host))
     elif 'timed out' in exc.msg or 'timed out' in low or 'no route to host' in low or 'connection refused' in low:
         cause = 'the server does not answer'
         fix = ('check that %s is up and reachable and that its %s service runs (firewall? %s)'

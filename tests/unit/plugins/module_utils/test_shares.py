@@ -236,6 +236,8 @@ def _failed(stderr, rc=32, msg='Mounting x: mount exited with 32'):
             'helper program.\n', ['cannot mount nfs shares', 'nfs-common']),
     ('glusterfs', "mount: /m: unknown filesystem type 'glusterfs'.\n", ['glusterfs-client']),
     ('nfs', 'mount.nfs: access denied by server while mounting h:/e\n', ['refused access', '/etc/exports on h']),
+    ('nfs', 'mount.nfs: mounting h:/e failed, reason given by server: No such file or directory\n',
+     ['the server has no export /e', 'export /e on h', 'exportfs -ra']),
     ('nfs', 'mount.nfs: Connection refused\n', ['does not answer', 'rpcbind']),
     ('nfs', 'mount.nfs: Connection timed out\n', ['does not answer']),
     ('nfs', 'mount: only root can do that\n', ['become: true']),
