@@ -337,7 +337,8 @@ class LvmLocation(Location):
         return result
 
     def listing_names(self):
-        names = ['lv %s' % row['lv_name'] for row in self.lvs()]
+        # the thin pool <vg>-pool and its hidden LVs carry the VG's name, which differs per fresh location
+        names = ['lv %s' % row['lv_name'].replace(self.vg, '<vg>') for row in self.lvs()]
         journals = self.journal_dir()
         if os.path.isdir(journals):
             names += ['journal %s' % n for n in os.listdir(journals)]

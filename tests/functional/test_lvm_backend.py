@@ -86,6 +86,9 @@ def _read_extents(loc, ranges, extent=4 * MIB):
     start = _pe_start(loc)
     data = b''
     with open(loc.root_device, 'rb') as handle:
+        # what was written through the LV's own device is not in the PV's
+        # page cache: drop what an earlier read left there
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         for _device, first, last in ranges:
             handle.seek(start + first * extent)
             data += handle.read((last - first + 1) * extent)
@@ -189,8 +192,9 @@ def test_volume_clear(thick_root, clear, clear_size):
 def test_full_thin_pool(thick_root):
     loc = thick_root.fresh('f')
     try:
-        ct._lvm(['lvcreate', '-y', '--type', 'thin-pool', '-L', '8m', '--errorwhenfull', 'y', '-n', 'small', loc.vg],
-                'lvcreate pool')
+        ct._lvm(['lvcreate', '-y', '--type', 'thin-pool', '-L', '8m', '-n', 'small', loc.vg], 'lvcreate pool')
+        # writes to the full pool fail at once instead of queueing for 60 s
+        ct._lvm(['lvchange', '--errorwhenfull', 'y', '%s/small' % loc.vg], 'lvchange --errorwhenfull')
         params = dict(lvm_type='thin', thin_pool='small')
         ct.volume(loc, 'V', size='16M', **params)
         path = ct.data_ref(loc, 'V', params=ct.vparams(loc, 'V', **params)).path
