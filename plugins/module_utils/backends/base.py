@@ -18,7 +18,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.blockyard.storage.plugins.module_utils import naming
-from ansible_collections.blockyard.storage.plugins.module_utils.errors import Unsupported
+from ansible_collections.blockyard.storage.plugins.module_utils.errors import StorageError, Unsupported
 
 # Capabilities a backend may declare (what the orchestration may ask of it).
 CAPABILITIES = frozenset([
@@ -151,6 +151,37 @@ class Backend:
         """Complete or undo an operation on `name` that a crash interrupted;
         return its actions (or, in check mode, what it would do)."""
         return []
+
+    def recover_journal(self, store, invalid, operations, name, check_mode, discard_invalid, where, undone=()):
+        """recover() for a backend whose journals live in `store` (read(name)
+        and clear(name)): a journal that raises `invalid` is refused, or
+        discarded with discard_invalid; a valid one is completed (undone, for
+        the ops in `undone`) by the backend's _recover_<op>(name, journal),
+        and a failure names the journal (`where`). operations: op -> words."""
+        actions = []
+        try:
+            journal = store.read(name)
+        except invalid:
+            if not discard_invalid:
+                raise
+            actions.append('discard the invalid journal of volume %s' % name)
+            if not check_mode:
+                self.warnings.append('Discarded the invalid journal of volume %s.' % name)
+                store.clear(name)
+            journal = None
+        if not journal:
+            return actions
+        op = journal['op']
+        text = '%s interrupted %s of volume %s' % ('undo' if op in undone else 'complete', operations[op], name)
+        if check_mode:
+            return actions + [text]
+        try:
+            getattr(self, '_recover_%s' % op)(name, journal)
+        except StorageError as exc:
+            raise type(exc)('An interrupted %s of volume %s (%s) must be completed first: %s'
+                            % (operations[op], name, where, exc.msg), **exc.details)
+        store.clear(name)
+        return actions + [text]
 
     # ------------------------------------------------------------ volumes
     def plan_create(self, name, fmt, size, provisioning, source=None):

@@ -485,32 +485,8 @@ class LvmBackend(Backend):
 
     # ------------------------------------------------------------------ recovery
     def recover(self, name, check_mode=False, discard_invalid=False):
-        actions = []
-        try:
-            journal = self.files.read(name)
-        except bk.InvalidJournal:
-            if not discard_invalid:
-                raise
-            actions.append('discard the invalid journal of volume %s' % name)
-            if not check_mode:
-                self.warnings.append('Discarded the invalid journal of volume %s.' % name)
-                self.files.clear(name)
-            journal = None
-        if not journal:
-            return actions
-        op = journal['op']
-        text = 'complete interrupted %s of volume %s' % (bk.OPERATIONS[op], name)
-        if op in ('create', 'clone'):
-            text = 'undo interrupted %s of volume %s' % (bk.OPERATIONS[op], name)
-        if check_mode:
-            return actions + [text]
-        try:
-            getattr(self, '_recover_%s' % op)(name, journal)
-        except StorageError as exc:
-            raise type(exc)('An interrupted %s of volume %s (journal %s) must be completed first: %s'
-                            % (bk.OPERATIONS[op], name, self.files.journal_path(name), exc.msg), **exc.details)
-        self.files.clear(name)
-        return actions + [text]
+        return self.recover_journal(self.files, bk.InvalidJournal, bk.OPERATIONS, name, check_mode, discard_invalid,
+                                    'journal %s' % self.files.journal_path(name), undone=('create', 'clone'))
 
     def _recover_create(self, name, journal):
         contents = self.contents()

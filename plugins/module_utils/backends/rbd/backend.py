@@ -410,30 +410,8 @@ class RbdBackend(Backend):
 
     # ------------------------------------------------------------------ recovery
     def recover(self, name, check_mode=False, discard_invalid=False):
-        actions = []
-        try:
-            journal = self.journal.read(name)
-        except bk.InvalidJournal:
-            if not discard_invalid:
-                raise
-            actions.append('discard the invalid journal of volume %s' % name)
-            if not check_mode:
-                self.warnings.append('Discarded the invalid journal of volume %s.' % name)
-                self.journal.clear(name)
-            journal = None
-        if not journal:
-            return actions
-        op = journal['op']
-        text = 'complete interrupted %s of volume %s' % (bk.OPERATIONS[op], name)
-        if check_mode:
-            return actions + [text]
-        try:
-            getattr(self, '_recover_%s' % op)(name, journal)
-        except StorageError as exc:
-            raise type(exc)('An interrupted %s of volume %s (journal in %s of pool %s) must be completed first: %s'
-                            % (bk.OPERATIONS[op], name, bk.JOURNAL_OBJECT, self.location, exc.msg), **exc.details)
-        self.journal.clear(name)
-        return actions + [text]
+        return self.recover_journal(self.journal, bk.InvalidJournal, bk.OPERATIONS, name, check_mode, discard_invalid,
+                                    'journal in %s of pool %s' % (bk.JOURNAL_OBJECT, self.location))
 
     def _recover_create(self, name, journal):
         """Undo: the partial image goes, and the copy's snapshot of its source."""
