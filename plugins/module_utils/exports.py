@@ -244,7 +244,6 @@ def _target_export(params, check_mode, state, connector, volume, ref, mode, back
     _check_owner(current, iqn, [ref] + ([backend.data_ref(volume, s.name) for s in volume.snapshots
                                          if not s.details.get('stale')] if state == 'absent' else []), volume)
     initiators = set(current['initiators']) if current else set()
-    actions = []
     chap = None
     if state == 'absent' and connector and connector.get('initiator'):
         # terminate_connection: that initiator only
@@ -259,13 +258,13 @@ def _target_export(params, check_mode, state, connector, volume, ref, mode, back
                            % (iqn, store.path(iqn), connector['initiator']))
         spec = TargetSpec(iqn, [lun], sorted(initiators), chap=chap, portals=_portals(params), iser=mode == 'iser')
         plan, _before = provider.plan_ensure(spec)
-        return _run(plan, check_mode, actions, volume, iqn, provider, current, mode, 'present', None, params,
+        return _run(plan, check_mode, volume, iqn, provider, current, mode, 'present', None,
                     spec=spec)
     if state == 'absent':
         plan, _before = provider.plan_remove(iqn) if current is not None else (Plan('export_absent'), None)
         if os.path.lexists(store.path(iqn)):
             plan.add('remove the CHAP credentials of %s' % iqn, store.remove, iqn)
-        return _run(plan, check_mode, actions, volume, iqn, provider, current, mode, 'absent', None, params)
+        return _run(plan, check_mode, volume, iqn, provider, current, mode, 'absent', None)
     plan = Plan('export_present')
     if params.get('chap', True):
         chap = store.read(iqn)
@@ -281,7 +280,7 @@ def _target_export(params, check_mode, state, connector, volume, ref, mode, back
     spec = TargetSpec(iqn, [lun], sorted(initiators), chap=chap, portals=_portals(params), iser=mode == 'iser')
     target_plan, _before = provider.plan_ensure(spec)
     plan.extend(target_plan)
-    return _run(plan, check_mode, actions, volume, iqn, provider, current, mode, 'present', chap, params, portal,
+    return _run(plan, check_mode, volume, iqn, provider, current, mode, 'present', chap, portal,
                 spec=spec)
 
 
@@ -368,7 +367,7 @@ def _check_owner(current, iqn, refs, volume):
                            % (iqn, where, volume.name, ', '.join(sorted(mine))))
 
 
-def _run(plan, check_mode, actions, volume, iqn, provider, current, mode, state, chap, params, portal=None,
+def _run(plan, check_mode, volume, iqn, provider, current, mode, state, chap, portal=None,
          spec=None):
     if plan and not check_mode:
         plan.execute()
@@ -381,7 +380,7 @@ def _run(plan, check_mode, actions, volume, iqn, provider, current, mode, state,
     if state == 'present' and portal:
         result['connection_info'] = connection_info.iscsi(portal, iqn, provider.first_lun, volume.name, chap=chap,
                                                           iser=mode == 'iser')
-    return actions + plan.actions, result, _target_diff(current, after)
+    return plan.actions, result, _target_diff(current, after)
 
 
 def _predicted(current, state, spec, provider):
